@@ -1,0 +1,3 @@
+"""courseport: Course Builder course data, out and back in."""
+
+__version__ = "0.1.0"
