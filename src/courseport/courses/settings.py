@@ -1,0 +1,127 @@
+"""``course.yaml``: a course's settings (spec §4.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+SOURCE = "course.yaml"
+
+# (now_available, browsable, reg_form.can_register) of each availability preset.
+AVAILABILITY_PRESETS: dict[str, tuple[bool, bool, bool]] = {
+    "private": (False, False, False),
+    "registration_required": (True, False, True),
+    "registration_optional": (True, True, True),
+    "public": (True, True, False),
+}
+
+
+class CourseSettingsError(ValueError):
+    """A course.yaml file is not valid."""
+
+
+def load_course_yaml(text: str | bytes) -> dict:
+    """Parse course.yaml; an empty file gives ``{}``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise CourseSettingsError(
+                f"{SOURCE} is not UTF-8 text: {error.reason} at byte {error.start}"
+            ) from None
+    try:
+        settings = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise CourseSettingsError(_yaml_error_message(error)) from None
+    if settings is None:
+        return {}
+    _check(settings)
+    return settings
+
+
+def _yaml_error_message(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+    return " ".join(f"{SOURCE} is not valid YAML{where}: {problem}".split())
+
+
+def _check(settings: Any) -> None:
+    if not isinstance(settings, dict):
+        raise CourseSettingsError(
+            f"{SOURCE} must be a mapping of settings, not a {type(settings).__name__}")
+    course = settings.get("course", {})
+    if not isinstance(course, dict):
+        raise CourseSettingsError(
+            f"{SOURCE}: 'course' must be a mapping of settings, not "
+            f"{_describe(course)}")
+    title = course.get("title", "")
+    if not isinstance(title, str):
+        raise CourseSettingsError(
+            f"{SOURCE}: course.title must be a string, not {_describe(title)}; "
+            "quote it")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return f"{type(value).__name__} {value!r}"
+
+
+def dump_course_yaml(settings: dict) -> str:
+    """Serialise settings as YAML (block style, sorted keys, ASCII)."""
+    return yaml.safe_dump(
+        settings, default_flow_style=False, sort_keys=True, allow_unicode=False)
+
+
+def course_title(settings: dict) -> str:
+    """The course title, or '' if there is none."""
+    course = settings.get("course")
+    if isinstance(course, dict) and isinstance(course.get("title"), str):
+        return course["title"]
+    return ""
+
+
+def blank_course_yaml(title: str, admin_email: str = "admin@example.com") -> str:
+    """The course.yaml Course Builder's admin UI writes for a new course."""
+    for name, value in (("title", title), ("admin email", admin_email)):
+        if not value.isprintable():
+            raise CourseSettingsError(
+                f"course {name} {value!r} must be one line of printable text")
+    return (
+        "# my new course.yaml\n"
+        "course:\n"
+        f"  title: {_single_quoted(title)}\n"
+        f"  admin_user_emails: {_single_quoted('[' + admin_email + ']')}\n"
+        "  now_available: False\n")
+
+
+def _single_quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def availability(settings: dict) -> str:
+    """The availability preset the settings match, or ``"custom"``.
+
+    Absent flags take Course Builder's defaults for an existing course.yaml:
+    now_available true, browsable false, can_register true (an empty file
+    gets now_available false).
+    """
+    course = _mapping(settings, "course")
+    reg_form = _mapping(settings, "reg_form")
+    flags = (
+        course.get("now_available", bool(settings)),
+        course.get("browsable", False),
+        reg_form.get("can_register", True),
+    )
+    for name, preset in AVAILABILITY_PRESETS.items():
+        # Compare like CB's ==, but don't let 1/0 pass for True/False.
+        if all(type(f) is bool and f == p for f, p in zip(flags, preset)):
+            return name
+    return "custom"
+
+
+def _mapping(settings: dict, key: str) -> dict:
+    value = settings.get(key)
+    return value if isinstance(value, dict) else {}

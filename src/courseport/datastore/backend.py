@@ -1,0 +1,162 @@
+"""The backend interface every store implements, and what it hands back.
+
+A backend stores entities with Course Builder's datastore semantics:
+batched get/put/delete, queries of one kind in one namespace in key order
+(integer ids ascending, then names), opaque resumable cursors, keys-only
+queries, kind and namespace listings, id allocation, and read snapshots in
+which a multi-kind scan sees one consistent state.
+"""
+
+from __future__ import annotations
+
+import abc
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence
+
+from .entity import Entity
+from .keys import Key
+
+
+class DatastoreError(Exception):
+    """A store that cannot be opened or used."""
+
+
+class BadCursorError(DatastoreError, ValueError):
+    """A cursor that this store did not make, or for another query."""
+
+
+@dataclass
+class Page:
+    """One page of a query: entities (or keys) and the cursor after them."""
+
+    items: list[Any]
+    cursor: str | None  # None when the query is exhausted
+    more: bool = field(default=False)
+
+
+@dataclass
+class RawRow:
+    """A stored row as the embedded store keeps it (for fast export).
+
+    ``data`` is the properties' JSON object text in Course Builder's value
+    encoding (spec §1.6.2); ``signature`` says which properties are not
+    plain JSON types (see :mod:`courseport.datastore.values`).
+    """
+
+    key: Key
+    data: str
+    signature: dict[str, Any]
+
+
+class Reader(abc.ABC):
+    """The read half of a store; a snapshot is a Reader."""
+
+    app_id: str
+
+    @abc.abstractmethod
+    def get_multi(self, keys: Sequence[Key]) -> list[Entity | None]: ...
+
+    @abc.abstractmethod
+    def fetch_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        cursor: str | None = None,
+        limit: int = 1000,
+        keys_only: bool = False,
+    ) -> Page:
+        """Up to ``limit`` entities (or keys) of ``kind`` after ``cursor``."""
+
+    @abc.abstractmethod
+    def kinds(self, namespace: str = "") -> list[str]:
+        """Kinds that have at least one entity in ``namespace``, sorted."""
+
+    @abc.abstractmethod
+    def namespaces(self) -> list[str]:
+        """Namespaces that hold at least one entity, sorted ('' first)."""
+
+    @abc.abstractmethod
+    def count(self, kind: str, namespace: str = "") -> int: ...
+
+    def fetch_raw_page(
+        self, kind: str, namespace: str = "", *, cursor: str | None = None, limit: int = 1000
+    ) -> tuple[list[RawRow], str | None] | None:
+        """Stored rows without decoding, or None where the store cannot."""
+        return None
+
+    def get(self, key: Key) -> Entity | None:
+        return self.get_multi([key])[0]
+
+    def query(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        batch_size: int = 1000,
+        cursor: str | None = None,
+        keys_only: bool = False,
+    ) -> Iterator[Any]:
+        """Every entity (or key) of ``kind``, in key order, paged."""
+        while True:
+            page = self.fetch_page(
+                kind, namespace, cursor=cursor, limit=batch_size, keys_only=keys_only
+            )
+            yield from page.items
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+
+class Backend(Reader):
+    """A store: reads, writes, id allocation, snapshots."""
+
+    url: str
+
+    @abc.abstractmethod
+    def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
+        """Write entities; incomplete keys get allocated ids (set on them)."""
+
+    @abc.abstractmethod
+    def delete_multi(self, keys: Sequence[Key]) -> None: ...
+
+    @abc.abstractmethod
+    def allocate_ids(self, incomplete: Key, count: int) -> list[int]:
+        """Ids for ``incomplete``'s kind that no entity has or will be given."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> AbstractContextManager[Reader]:
+        """A consistent read view that writers do not disturb."""
+
+    @abc.abstractmethod
+    def get_meta(self, name: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def set_meta(self, name: str, value: str) -> None: ...
+
+    def close(self) -> None:
+        pass
+
+    def put(self, entity: Entity) -> Key:
+        return self.put_multi([entity])[0]
+
+    def delete(self, key: Key) -> None:
+        self.delete_multi([key])
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

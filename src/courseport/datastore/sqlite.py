@@ -1,0 +1,423 @@
+"""The embedded default store: one sqlite file in WAL mode.
+
+Each entity is one row of a clustered (WITHOUT ROWID) table keyed by
+(namespace, kind, sort key), so a kind's rows come out in datastore key
+order by a range scan. Properties are kept as the JSON object Course
+Builder's archives use (see :mod:`.values`), with their type signature
+interned in a side table.
+
+A snapshot is a second connection holding a read transaction open: WAL
+gives it one consistent state while the main connection goes on writing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .._json import dumps
+from .backend import Backend, BadCursorError, DatastoreError, Page, RawRow, Reader
+from .entity import Entity
+from .keys import Key, decode_sort_path, encode_sort_path
+from .values import decode_properties, encode_properties
+
+DEFAULT_APP_ID = "courseport"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, sig TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS entities (
+    ns TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    pkey BLOB NOT NULL,
+    data TEXT NOT NULL,
+    sig INTEGER NOT NULL,
+    PRIMARY KEY (ns, kind, pkey)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS id_counters (
+    ns TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    next_id INTEGER NOT NULL,
+    PRIMARY KEY (ns, kind)
+) WITHOUT ROWID;
+"""
+
+_KINDS_SQL = """
+WITH RECURSIVE k(kind) AS (
+    SELECT MIN(kind) FROM entities WHERE ns = ?1
+    UNION ALL
+    SELECT (SELECT MIN(kind) FROM entities WHERE ns = ?1 AND kind > k.kind)
+    FROM k WHERE k.kind IS NOT NULL
+) SELECT kind FROM k WHERE kind IS NOT NULL
+"""
+
+_NAMESPACES_SQL = """
+WITH RECURSIVE n(ns) AS (
+    SELECT MIN(ns) FROM entities
+    UNION ALL
+    SELECT (SELECT MIN(ns) FROM entities WHERE ns > n.ns) FROM n WHERE n.ns IS NOT NULL
+) SELECT ns FROM n WHERE ns IS NOT NULL
+"""
+
+
+def _key_to_json(key: Key) -> Any:
+    return {"ns": key.namespace, "path": [list(pair) for pair in key.path]}
+
+
+def _key_from_json(value: Any) -> Key:
+    return Key.from_path([tuple(pair) for pair in value["path"]], value.get("ns", ""))
+
+
+def _check_storable(key: Key) -> None:
+    for kind, ident in key.path:
+        if "\x00" in kind or (isinstance(ident, str) and "\x00" in ident):
+            raise ValueError(f"{key!r}: kinds and key names may not contain NUL")
+
+
+class _Signatures:
+    """Interned property type signatures, shared by a store and its snapshots."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, dict[str, Any]] = {0: {}}
+        self.by_text: dict[str, int] = {"{}": 0}
+        self.lock = threading.Lock()
+
+    def lookup(self, conn: sqlite3.Connection, sig_id: int) -> dict[str, Any]:
+        try:
+            return self.by_id[sig_id]
+        except KeyError:
+            row = conn.execute("SELECT sig FROM signatures WHERE id = ?", (sig_id,)).fetchone()
+            if row is None:
+                raise DatastoreError(f"store is corrupt: unknown signature {sig_id}") from None
+            with self.lock:
+                self.by_id[sig_id] = json.loads(row[0])
+                self.by_text[row[0]] = sig_id
+            return self.by_id[sig_id]
+
+    def intern(self, conn: sqlite3.Connection, signature: dict[str, Any]) -> int:
+        if not signature:
+            return 0
+        text = json.dumps(signature, sort_keys=True, separators=(",", ":"))
+        sig_id = self.by_text.get(text)
+        if sig_id is not None:
+            return sig_id
+        conn.execute("INSERT OR IGNORE INTO signatures (sig) VALUES (?)", (text,))
+        sig_id = conn.execute("SELECT id FROM signatures WHERE sig = ?", (text,)).fetchone()[0]
+        with self.lock:
+            self.by_text[text] = sig_id
+            self.by_id[sig_id] = signature
+        return sig_id
+
+
+def _cursor_tag(namespace: str, kind: str) -> bytes:
+    return hashlib.sha1(f"{namespace}\x00{kind}".encode("utf-8")).digest()[:4]
+
+
+def make_cursor(namespace: str, kind: str, pkey: bytes) -> str:
+    raw = _cursor_tag(namespace, kind) + pkey
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_cursor(namespace: str, kind: str, cursor: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (ValueError, TypeError):
+        raise BadCursorError(f"not a cursor: {cursor!r:.40}") from None
+    if raw[:4] != _cursor_tag(namespace, kind):
+        raise BadCursorError(f"cursor {cursor!r:.40} is not for kind {kind!r} in namespace {namespace!r}")
+    return raw[4:]
+
+
+class _SqliteReader(Reader):
+    def __init__(self, conn: sqlite3.Connection, signatures: _Signatures, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._signatures = signatures
+        self._lock = lock
+
+    @property
+    def app_id(self) -> str:  # type: ignore[override]
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = 'app_id'").fetchone()
+        return row[0] if row else DEFAULT_APP_ID
+
+    def _entity(self, key: Key, data: str, sig_id: int) -> Entity:
+        signature = self._signatures.lookup(self._conn, sig_id) if sig_id else {}
+        return Entity(key, decode_properties(json.loads(data), signature, _key_from_json))
+
+    def get_multi(self, keys: Sequence[Key]) -> list[Entity | None]:
+        found: dict[tuple[str, str, bytes], tuple[str, int]] = {}
+        with self._lock:
+            for key in keys:
+                row = self._conn.execute(
+                    "SELECT data, sig FROM entities WHERE ns = ? AND kind = ? AND pkey = ?",
+                    (key.namespace, key.kind, key.sort_key()),
+                ).fetchone()
+                if row is not None:
+                    found[(key.namespace, key.kind, key.sort_key())] = row
+        out: list[Entity | None] = []
+        for key in keys:
+            row = found.get((key.namespace, key.kind, key.sort_key()))
+            out.append(None if row is None else self._entity(key, row[0], row[1]))
+        return out
+
+    def _rows(
+        self, columns: str, kind: str, namespace: str, cursor: str | None, limit: int
+    ) -> list[tuple]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        start = parse_cursor(namespace, kind, cursor) if cursor else b""
+        with self._lock:
+            return self._conn.execute(
+                f"SELECT pkey{columns} FROM entities WHERE ns = ? AND kind = ? AND pkey > ?"
+                " ORDER BY pkey LIMIT ?",
+                (namespace, kind, start, limit + 1),
+            ).fetchall()
+
+    def _page_cursor(self, rows: list[tuple], namespace: str, kind: str, limit: int) -> str | None:
+        if len(rows) > limit:
+            return make_cursor(namespace, kind, rows[limit - 1][0])
+        return None
+
+    def fetch_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        cursor: str | None = None,
+        limit: int = 1000,
+        keys_only: bool = False,
+    ) -> Page:
+        rows = self._rows("" if keys_only else ", data, sig", kind, namespace, cursor, limit)
+        next_cursor = self._page_cursor(rows, namespace, kind, limit)
+        rows = rows[:limit]
+        to_key = _KeyDecoder(kind, namespace)
+        if keys_only:
+            items: list[Any] = [to_key(row[0]) for row in rows]
+        else:
+            items = [self._entity(to_key(row[0]), row[1], row[2]) for row in rows]
+        return Page(items, next_cursor, next_cursor is not None)
+
+    def fetch_raw_page(
+        self, kind: str, namespace: str = "", *, cursor: str | None = None, limit: int = 1000
+    ) -> tuple[list[RawRow], str | None]:
+        rows = self._rows(", data, sig", kind, namespace, cursor, limit)
+        next_cursor = self._page_cursor(rows, namespace, kind, limit)
+        to_key = _KeyDecoder(kind, namespace)
+        lookup = self._signatures.lookup
+        conn = self._conn
+        return (
+            [
+                RawRow(to_key(pkey), data, lookup(conn, sig) if sig else {})
+                for pkey, data, sig in rows[:limit]
+            ],
+            next_cursor,
+        )
+
+    def kinds(self, namespace: str = "") -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._conn.execute(_KINDS_SQL, (namespace,))]
+
+    def namespaces(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._conn.execute(_NAMESPACES_SQL)]
+
+    def count(self, kind: str, namespace: str = "") -> int:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT COUNT(*) FROM entities WHERE ns = ? AND kind = ?", (namespace, kind)
+            ).fetchone()[0]
+
+
+class _KeyDecoder:
+    """Sort key bytes back to a Key, with a fast path for root keys."""
+
+    def __init__(self, kind: str, namespace: str) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        prefix = kind.encode("utf-8") + b"\x00"
+        self.id_prefix = prefix + b"\x01"
+        self.name_prefix = prefix + b"\x02"
+        self.id_len = len(self.id_prefix) + 8
+
+    def __call__(self, pkey: bytes) -> Key:
+        if len(pkey) == self.id_len and pkey.startswith(self.id_prefix):
+            return Key(self.kind, int.from_bytes(pkey[-8:], "big"), namespace=self.namespace)
+        if pkey.startswith(self.name_prefix) and pkey.find(b"\x00", len(self.name_prefix)) == len(pkey) - 1:
+            name = pkey[len(self.name_prefix) : -1].decode("utf-8")
+            return Key(self.kind, name, namespace=self.namespace)
+        return Key.from_path(decode_sort_path(pkey), self.namespace)
+
+
+class SqliteBackend(_SqliteReader, Backend):
+    """The embedded store in one sqlite file (created when missing)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise DatastoreError(f"no store at {self.path}: run 'courseport init' first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite:///{self.path}"
+        conn = self._connect()
+        with conn:
+            conn.executescript(_SCHEMA)
+        super().__init__(conn, _Signatures(), threading.RLock())
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise DatastoreError(f"{self.path} is not a courseport store: {exc}") from None
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
+        if not entities:
+            return []
+        with self._write() as conn:
+            self._complete_keys(conn, entities)
+            rows = []
+            top_ids: dict[tuple[str, str], int] = {}
+            for entity in entities:
+                key = entity.key
+                _check_storable(key)
+                data, signature = encode_properties(entity, _key_to_json)
+                rows.append(
+                    (key.namespace, key.kind, key.sort_key(), dumps(data),
+                     self._signatures.intern(conn, signature))
+                )
+                if key.id is not None:
+                    slot = (key.namespace, key.kind)
+                    top_ids[slot] = max(top_ids.get(slot, 0), key.id)
+            conn.executemany(
+                "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._reserve(conn, top_ids)
+        return [entity.key for entity in entities]
+
+    def put_raw_multi(self, rows: Sequence[RawRow]) -> None:
+        """Write already-encoded rows (the fast path of an upload)."""
+        with self._write() as conn:
+            top_ids: dict[tuple[str, str], int] = {}
+            params = []
+            for row in rows:
+                key = row.key
+                _check_storable(key)
+                params.append(
+                    (key.namespace, key.kind, key.sort_key(), row.data,
+                     self._signatures.intern(conn, row.signature))
+                )
+                if key.id is not None:
+                    slot = (key.namespace, key.kind)
+                    top_ids[slot] = max(top_ids.get(slot, 0), key.id)
+            conn.executemany(
+                "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
+                params,
+            )
+            self._reserve(conn, top_ids)
+
+    def _complete_keys(self, conn: sqlite3.Connection, entities: Sequence[Entity]) -> None:
+        pending: dict[tuple[str, str], list[Entity]] = {}
+        for entity in entities:
+            if not entity.key.is_complete:
+                pending.setdefault((entity.key.namespace, entity.key.kind), []).append(entity)
+        for (namespace, kind), group in pending.items():
+            first = self._take_ids(conn, namespace, kind, len(group))
+            for offset, entity in enumerate(group):
+                entity.key = entity.key.with_id(first + offset)
+
+    @staticmethod
+    def _take_ids(conn: sqlite3.Connection, namespace: str, kind: str, count: int) -> int:
+        row = conn.execute(
+            "SELECT next_id FROM id_counters WHERE ns = ? AND kind = ?", (namespace, kind)
+        ).fetchone()
+        first = row[0] if row else 1
+        conn.execute(
+            "INSERT OR REPLACE INTO id_counters (ns, kind, next_id) VALUES (?, ?, ?)",
+            (namespace, kind, first + count),
+        )
+        return first
+
+    @staticmethod
+    def _reserve(conn: sqlite3.Connection, top_ids: dict[tuple[str, str], int]) -> None:
+        if top_ids:
+            conn.executemany(
+                "INSERT INTO id_counters (ns, kind, next_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (ns, kind) DO UPDATE SET next_id = MAX(next_id, excluded.next_id)",
+                [(ns, kind, top + 1) for (ns, kind), top in top_ids.items()],
+            )
+
+    def allocate_ids(self, incomplete: Key, count: int) -> list[int]:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._write() as conn:
+            first = self._take_ids(conn, incomplete.namespace, incomplete.kind, count)
+        return list(range(first, first + count))
+
+    def delete_multi(self, keys: Sequence[Key]) -> None:
+        if not keys:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM entities WHERE ns = ? AND kind = ? AND pkey = ?",
+                [(key.namespace, key.kind, key.sort_key()) for key in keys],
+            )
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()  # pins the read snapshot
+            yield _SqliteReader(conn, self._signatures, threading.RLock())
+        finally:
+            try:
+                conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                total += candidate.stat().st_size
+        return total
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+            self._conn.close()
