@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import zipfile
 from pathlib import Path
@@ -364,9 +363,3 @@ def test_real_live_sample_types() -> None:
     assert data.unit(1)["title"] == "Pre-course assessment"
     assert len(data.lessons) == 55
 
-
-def test_fixture_copy_not_mutated() -> None:
-    doc = _doc()
-    before = copy.deepcopy(doc)
-    _load(doc)
-    assert doc == before

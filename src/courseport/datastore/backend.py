@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .entity import Entity
 from .keys import Key
@@ -134,6 +134,13 @@ class Backend(Reader):
 
     @abc.abstractmethod
     def set_meta(self, name: str, value: str) -> None: ...
+
+    #: a picklable function turning entities into what ``write_prepared``
+    #: takes, so callers can encode in worker processes
+    prepare: Callable[[Sequence[Entity]], Any] = staticmethod(list)
+
+    def write_prepared(self, prepared: Any) -> list[Key]:
+        return self.put_multi(prepared)
 
     def close(self) -> None:
         pass

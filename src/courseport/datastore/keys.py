@@ -105,7 +105,20 @@ class Key:
 
     def with_id(self, ident: IdOrName) -> "Key":
         """This (incomplete) key completed with ``ident``."""
-        return Key.from_path(self._path[:-1] + ((self.kind, ident),), self._namespace)
+        _check_ident(ident)
+        return Key._make(self._path[:-1] + ((self.kind, ident),), self._namespace)
+
+    @classmethod
+    def _make(cls, path: tuple[tuple[str, IdOrName | None], ...], namespace: str) -> "Key":
+        """A key from an already-valid path, skipping validation."""
+        key = object.__new__(cls)
+        key._path = path
+        key._namespace = namespace
+        key._hash = hash((path, namespace))
+        return key
+
+    def __reduce__(self):
+        return (Key._make, (self._path, self._namespace))
 
     def with_namespace(self, namespace: str) -> "Key":
         return Key.from_path(self._path, namespace)

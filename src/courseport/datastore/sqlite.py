@@ -81,12 +81,24 @@ def _check_storable(key: Key) -> None:
             raise ValueError(f"{key!r}: kinds and key names may not contain NUL")
 
 
+def encode_entities(entities: Sequence[Entity]) -> list[RawRow]:
+    """Entities as the rows this store keeps (pure: runs in any process)."""
+    rows = []
+    for entity in entities:
+        _check_storable(entity.key)
+        data, signature = encode_properties(entity, _key_to_json)
+        rows.append(RawRow(entity.key, dumps(data), signature))
+    return rows
+
+
 class _Signatures:
     """Interned property type signatures, shared by a store and its snapshots."""
 
     def __init__(self) -> None:
         self.by_id: dict[int, dict[str, Any]] = {0: {}}
         self.by_text: dict[str, int] = {"{}": 0}
+        self.by_shape: dict[str, int] = {}
+        self.uncommitted: list[tuple[str, int]] = []
         self.lock = threading.Lock()
 
     def lookup(self, conn: sqlite3.Connection, sig_id: int) -> dict[str, Any]:
@@ -104,16 +116,43 @@ class _Signatures:
     def intern(self, conn: sqlite3.Connection, signature: dict[str, Any]) -> int:
         if not signature:
             return 0
-        text = json.dumps(signature, sort_keys=True, separators=(",", ":"))
+        shape = repr(signature)  # same-shaped entities repeat it: a cheap cache key
+        sig_id = self.by_shape.get(shape)
+        if sig_id is not None:
+            return sig_id
+        sig_id = self.intern_text(conn, signature_text(signature))
+        self.by_shape[shape] = sig_id
+        return sig_id
+
+    def intern_text(self, conn: sqlite3.Connection, text: str) -> int:
         sig_id = self.by_text.get(text)
         if sig_id is not None:
             return sig_id
+        signature = json.loads(text)
         conn.execute("INSERT OR IGNORE INTO signatures (sig) VALUES (?)", (text,))
         sig_id = conn.execute("SELECT id FROM signatures WHERE sig = ?", (text,)).fetchone()[0]
         with self.lock:
             self.by_text[text] = sig_id
             self.by_id[sig_id] = signature
+            self.uncommitted.append((text, sig_id))
         return sig_id
+
+    def committed(self) -> None:
+        self.uncommitted.clear()
+
+    def rolled_back(self) -> None:
+        """Forget signatures interned by a transaction that did not commit."""
+        with self.lock:
+            lost = {sig_id for _, sig_id in self.uncommitted}
+            for text, sig_id in self.uncommitted:
+                self.by_text.pop(text, None)
+                self.by_id.pop(sig_id, None)
+            self.by_shape = {k: v for k, v in self.by_shape.items() if v not in lost}
+            self.uncommitted.clear()
+
+
+def signature_text(signature: dict[str, Any]) -> str:
+    return json.dumps(signature, sort_keys=True, separators=(",", ":"))
 
 
 def _cursor_tag(namespace: str, kind: str) -> bytes:
@@ -274,8 +313,11 @@ class SqliteBackend(_SqliteReader, Backend):
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30
             )
+            # rows of 0.3-1 KB: large pages keep them out of overflow chains
+            conn.execute("PRAGMA page_size=32768")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB
         except sqlite3.DatabaseError as exc:
             raise DatastoreError(f"{self.path} is not a courseport store: {exc}") from None
         return conn
@@ -288,8 +330,10 @@ class SqliteBackend(_SqliteReader, Backend):
                 yield self._conn
             except BaseException:
                 self._conn.execute("ROLLBACK")
+                self._signatures.rolled_back()
                 raise
             self._conn.execute("COMMIT")
+            self._signatures.committed()
 
     def get_meta(self, name: str) -> str | None:
         with self._lock:
@@ -300,61 +344,51 @@ class SqliteBackend(_SqliteReader, Backend):
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
-    def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
-        if not entities:
-            return []
-        with self._write() as conn:
-            self._complete_keys(conn, entities)
-            rows = []
-            top_ids: dict[tuple[str, str], int] = {}
-            for entity in entities:
-                key = entity.key
-                _check_storable(key)
-                data, signature = encode_properties(entity, _key_to_json)
-                rows.append(
-                    (key.namespace, key.kind, key.sort_key(), dumps(data),
-                     self._signatures.intern(conn, signature))
-                )
-                if key.id is not None:
-                    slot = (key.namespace, key.kind)
-                    top_ids[slot] = max(top_ids.get(slot, 0), key.id)
-            conn.executemany(
-                "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._reserve(conn, top_ids)
-        return [entity.key for entity in entities]
+    prepare = staticmethod(encode_entities)
 
-    def put_raw_multi(self, rows: Sequence[RawRow]) -> None:
-        """Write already-encoded rows (the fast path of an upload)."""
+    def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
+        rows = encode_entities(entities)
+        keys = self.put_raw_multi(rows)
+        for entity, key in zip(entities, keys):
+            entity.key = key
+        return keys
+
+    def write_prepared(self, prepared: Sequence[RawRow]) -> list[Key]:
+        return self.put_raw_multi(prepared)
+
+    def put_raw_multi(self, rows: Sequence[RawRow]) -> list[Key]:
+        """Write already-encoded rows; incomplete keys get ids (set on the rows)."""
+        if not rows:
+            return []
+        intern = self._signatures.intern
         with self._write() as conn:
+            self._complete_keys(conn, rows)
             top_ids: dict[tuple[str, str], int] = {}
             params = []
             for row in rows:
                 key = row.key
-                _check_storable(key)
-                params.append(
-                    (key.namespace, key.kind, key.sort_key(), row.data,
-                     self._signatures.intern(conn, row.signature))
-                )
-                if key.id is not None:
+                params.append((key.namespace, key.kind, key.sort_key(), row.data, intern(conn, row.signature)))
+                ident = key.id
+                if ident is not None:
                     slot = (key.namespace, key.kind)
-                    top_ids[slot] = max(top_ids.get(slot, 0), key.id)
+                    if ident > top_ids.get(slot, 0):
+                        top_ids[slot] = ident
             conn.executemany(
                 "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
                 params,
             )
             self._reserve(conn, top_ids)
+        return [row.key for row in rows]
 
-    def _complete_keys(self, conn: sqlite3.Connection, entities: Sequence[Entity]) -> None:
-        pending: dict[tuple[str, str], list[Entity]] = {}
-        for entity in entities:
-            if not entity.key.is_complete:
-                pending.setdefault((entity.key.namespace, entity.key.kind), []).append(entity)
+    def _complete_keys(self, conn: sqlite3.Connection, rows: Sequence[RawRow]) -> None:
+        pending: dict[tuple[str, str], list[RawRow]] = {}
+        for row in rows:
+            if not row.key.is_complete:
+                pending.setdefault((row.key.namespace, row.key.kind), []).append(row)
         for (namespace, kind), group in pending.items():
             first = self._take_ids(conn, namespace, kind, len(group))
-            for offset, entity in enumerate(group):
-                entity.key = entity.key.with_id(first + offset)
+            for offset, row in enumerate(group):
+                row.key = row.key.with_id(first + offset)
 
     @staticmethod
     def _take_ids(conn: sqlite3.Connection, namespace: str, kind: str, count: int) -> int:

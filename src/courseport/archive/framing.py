@@ -1,0 +1,268 @@
+"""The ``models/<Kind>.json`` member format: ``{"rows": [...]}``, one row a line.
+
+Course Builder's ``transforms.JsonFile`` writes a file that is both valid
+JSON and line-oriented (spec §1.5)::
+
+    {"rows": [
+        {"key.id": 1, ...},
+        {"key.id": 2, ...}
+    ]}
+
+``RowsWriter`` produces exactly that; ``iter_rows`` reads it, and any other
+JSON layout of the same document, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from .errors import ArchiveError
+
+HEADER = '{"rows": ['
+FOOTER = "\n]}\n"
+_FIRST = "\n    "
+_SEP = ",\n    "
+
+CHUNK_CHARS = 1 << 20
+READ_BYTES = 1 << 20
+MAX_ROW_CHARS = 256 << 20
+
+
+class RowsWriter:
+    """Frame already-encoded row texts into a binary stream.
+
+    Rows are buffered and written in ~``chunk_chars`` pieces. ``close()``
+    writes the footer but does not close the stream.
+    """
+
+    def __init__(self, stream: BinaryIO, member_name: str = "rows",
+                 chunk_chars: int = CHUNK_CHARS) -> None:
+        self._stream = stream
+        self._member = member_name
+        self._limit = chunk_chars
+        self._batch: list[str] = []
+        self._pending = 0
+        self._flushed = 0
+        self._closed = False
+        stream.write(HEADER.encode("ascii"))
+
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._flushed + len(self._batch)
+
+    def write_row(self, text: str) -> None:
+        """Add one row: the JSON text of an object, without a newline."""
+        self._batch.append(text)
+        self._pending += len(text)
+        if self._pending >= self._limit:
+            self._flush()
+
+    def close(self) -> None:
+        """Write buffered rows and the footer."""
+        if self._closed:
+            return
+        self._flush()
+        self._stream.write(FOOTER.encode("ascii"))
+        self._closed = True
+
+    def __enter__(self) -> RowsWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+
+    def _flush(self) -> None:
+        if self._closed:
+            raise ArchiveError(f"{self._member}: write after close")
+        batch = self._batch
+        if not batch:
+            return
+        body = _SEP.join(batch)
+        if body.count("\n") != len(batch) - 1:  # one per separator, none in rows
+            self._refuse_newline()
+        lead = _SEP if self._flushed else _FIRST
+        self._stream.write((lead + body).encode("utf-8"))
+        self._flushed += len(batch)
+        self._batch = []
+        self._pending = 0
+
+    def _refuse_newline(self) -> None:
+        for i, text in enumerate(self._batch):
+            if "\n" in text:
+                row = self._flushed + i + 1
+                raise ArchiveError(f"{self._member}: row {row} contains a newline "
+                                   "(each row must be one line)")
+
+
+def iter_rows(stream: BinaryIO, member_name: str) -> Iterator[dict[str, Any]]:
+    """Yield the rows of a ``{"rows": [...]}`` member, streaming.
+
+    Rows are numbered from 1 in error messages.
+    """
+    return _RowParser(stream, member_name).rows()
+
+
+def count_rows(stream: BinaryIO, member_name: str) -> int:
+    """Count (and so validate) the rows of a member."""
+    count = 0
+    for _ in iter_rows(stream, member_name):
+        count += 1
+    return count
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
+_decode = json.JSONDecoder().raw_decode
+
+
+class _RowParser:
+    """A sliding text window over the stream, parsed with ``raw_decode``.
+
+    ``buf[pos:]`` is the unparsed text; ``base`` counts the characters
+    already dropped from the window, for offsets in messages.
+    """
+
+    def __init__(self, stream: BinaryIO, member: str) -> None:
+        self._stream = stream
+        self.member = member
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.base = 0
+        self.eof = False
+        self.read_bytes = 0
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        self._open_rows_list()
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            yield from self._row_loop()
+        self._close_document()
+
+    def _row_loop(self) -> Iterator[dict[str, Any]]:
+        row = 0
+        while True:
+            row += 1
+            value = self.decode(f"row {row}")
+            if type(value) is not dict:
+                self.fail(f"row {row} is not a JSON object")
+            yield value
+            # Fast path: CB's ",\n    " between rows, next row already buffered.
+            match = _COMMA.match(self.buf, self.pos)
+            if match is not None and match.end() < len(self.buf):
+                self.pos = match.end()
+                if self.buf[self.pos] == "]":
+                    self.fail(f"trailing comma after row {row}")
+                continue
+            char = self.peek()
+            if char == ",":
+                self.pos += 1
+                if self.peek() == "]":
+                    self.fail(f"trailing comma after row {row}")
+            elif char == "]":
+                self.pos += 1
+                return
+            elif char == "":
+                self.fail(f"truncated: the rows list is not closed after row {row}")
+            else:
+                self.fail(f"malformed JSON after row {row}: expected ',' or ']' "
+                          f"at offset {self.offset()}")
+
+    def _open_rows_list(self) -> None:
+        char = self.peek()
+        if char == "":
+            self.fail("empty member (no JSON document)" if self.read_bytes == 0
+                      else "no JSON document (only whitespace)")
+        if char != "{":
+            self.fail("top level is not a JSON object with a 'rows' list")
+        self.pos += 1
+        if self.peek() != '"':
+            self.fail("top-level object has no 'rows' list")
+        key = self.decode("the top-level key")
+        if key != "rows":
+            self.fail(f"unexpected top-level key {key!r} (only 'rows' is allowed)")
+        if self.peek() != ":":
+            self.fail(f"malformed JSON: expected ':' at offset {self.offset()}")
+        self.pos += 1
+        if self.peek() != "[":
+            self.fail("'rows' is not a list")
+        self.pos += 1
+
+    def _close_document(self) -> None:
+        char = self.peek()
+        if char == ",":
+            self.fail("unexpected content after the 'rows' list (only 'rows' is allowed)")
+        if char != "}":
+            self.fail("truncated or malformed JSON: expected '}' after the rows list")
+        self.pos += 1
+        if self.peek() != "":
+            self.fail(f"trailing data after the closing '}}' at offset {self.offset()}")
+
+    def peek(self) -> str:
+        """Skip whitespace; return the next character, or '' at the end."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.fill():
+                return ""
+
+    def decode(self, what: str) -> Any:
+        """Decode the JSON value at ``pos``, reading more while it is cut off."""
+        want = READ_BYTES
+        while True:
+            try:
+                value, end = _decode(self.buf, self.pos)
+            except json.JSONDecodeError as err:
+                if self.eof or not _maybe_cut(err, len(self.buf)):
+                    self.fail(f"{what} is not valid JSON: {err.msg} at offset "
+                              f"{self.base + err.pos}")
+                if len(self.buf) - self.pos > MAX_ROW_CHARS:
+                    self.fail(f"{what} is longer than {MAX_ROW_CHARS} characters")
+                self.fill(want)
+                want = max(want, len(self.buf) - self.pos)  # grow geometrically
+                continue
+            self.pos = end
+            return value
+
+    def fill(self, size: int = READ_BYTES) -> bool:
+        """Append the next chunk to the window; False at the end of the stream."""
+        while not self.eof:
+            data = self._stream.read(size)
+            self.read_bytes += len(data)
+            try:
+                text = self._utf8.decode(data, final=not data)
+            except UnicodeDecodeError as err:
+                self.fail(f"not valid UTF-8 ({err.reason}) near byte "
+                          f"{self.read_bytes - len(data) + err.start}")
+            if not data:
+                self.eof = True
+            if text:
+                self.base += self.pos
+                self.buf = self.buf[self.pos:] + text
+                self.pos = 0
+                return True
+        return False
+
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    def fail(self, problem: str) -> None:
+        raise ArchiveError(f"{self.member}: {problem}")
+
+
+def _maybe_cut(err: json.JSONDecodeError, length: int) -> bool:
+    """Could this error come from the window ending inside a valid value?
+
+    Only a string can be cut far from its error position (the error points at
+    its opening quote); any other cut token fails within a few characters of
+    the end of the window.
+    """
+    return err.msg.startswith("Unterminated string") or err.pos >= length - 64

@@ -1,0 +1,184 @@
+"""The ``courseport`` command line: a thin layer over the library.
+
+``courseport init | courses | populate | status`` manage the embedded store;
+``courseport download | upload | delete | run`` are Course Builder's etl
+command line (see :mod:`courseport.etl`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from . import __version__
+from .courses.coursejson import CourseDataError
+from .courses.populate import PopulateError, populate
+from .courses.rules import CourseRuleError
+from .courses.sample import install_sample
+from .courses.settings import CourseSettingsError
+from .courses.site import CourseNotFoundError, Site
+from .courses.vfs import FileSystemError
+from .datastore import DEFAULT_APP_ID, DatastoreError, open_store
+from .datastore.keys import KeyError_
+
+ETL_MODES = ("download", "upload", "delete", "run")
+
+#: errors a user can cause: reported in one line, exit status 1
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CourseDataError, CourseNotFoundError, CourseRuleError, CourseSettingsError,
+    DatastoreError, FileSystemError, KeyError_, PopulateError,
+)
+
+
+class UsageError(ValueError):
+    """Bad arguments, caught before anything is opened."""
+
+
+def _add_datastore(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--datastore", default="local", metavar="D",
+        help="'local' (the store under COURSEPORT_HOME, default) or sqlite:///path/file.db",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="courseport",
+        description="Course Builder course data, out and back in. "
+        "Modes download|upload|delete|run take Course Builder's etl arguments "
+        "(courseport download -h).",
+    )
+    parser.add_argument("--version", action="version", version=f"courseport {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    init = sub.add_parser("init", help="create the store and install the sample course at /sample")
+    init.add_argument("--app_id", "--app-id", dest="app_id", default=None,
+                      help=f"application id of a new store (default {DEFAULT_APP_ID!r})")
+    _add_datastore(init)
+
+    courses = sub.add_parser("courses", help="list or add courses")
+    courses_sub = courses.add_subparsers(dest="courses_command", metavar="ACTION", required=True)
+    add = courses_sub.add_parser("add", help="add an empty course, e.g. /physics")
+    add.add_argument("prefix", help="the course's URL prefix, e.g. /physics ([_a-z0-9-], 2-99 characters)")
+    add.add_argument("--title", default=None, help="course title (default: the name)")
+    _add_datastore(add)
+    listing = courses_sub.add_parser("list", help="list the courses")
+    _add_datastore(listing)
+
+    pop = sub.add_parser("populate", help="write synthetic learners into a course")
+    pop.add_argument("prefix", help="the course's URL prefix, e.g. /sample")
+    pop.add_argument("--students", type=int, required=True, metavar="N")
+    pop.add_argument("--seed", type=int, default=0, metavar="S")
+    _add_datastore(pop)
+
+    status = sub.add_parser("status", help="show what the store holds")
+    _add_datastore(status)
+
+    for mode in ETL_MODES:
+        sub.add_parser(mode, help=f"Course Builder etl: {mode} (courseport {mode} -h)", add_help=False)
+    verify = sub.add_parser("verify", help="check an archive", add_help=False)
+    del verify
+    return parser
+
+
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    with open_store(args.datastore) as store:
+        current = store.get_meta("app_id")
+        if current is None:
+            store.set_meta("app_id", args.app_id or DEFAULT_APP_ID)
+        elif args.app_id and args.app_id != current:
+            raise UsageError(
+                f"the store at {store.url} already has app id {current!r}; "
+                f"use another COURSEPORT_HOME or --datastore for app id {args.app_id!r}"
+            )
+        site = Site(store)
+        course = install_sample(site)
+        _out(f"store: {store.url} (app id {store.app_id!r})")
+        if course:
+            _out(f"installed the sample course at {course.slug} ({course.raw}): {course.title}")
+        else:
+            _out("the sample course is already installed at /sample")
+    return 0
+
+
+def cmd_courses(args: argparse.Namespace) -> int:
+    with open_store(args.datastore) as store:
+        site = Site(store)
+        if args.courses_command == "add":
+            course = site.add_course(args.prefix, args.title)
+            _out(f"added {course.slug} ({course.raw})")
+            return 0
+        rules = site.rules()
+        if not rules:
+            _out("no courses: run 'courseport init' or 'courseport courses add /name'")
+        for course in site.courses():
+            _out(f"{course.slug}\t{course.raw}\t{_safe_title(course)}")
+    return 0
+
+
+def _safe_title(course) -> str:
+    try:
+        return course.title
+    except USER_ERRORS as exc:
+        return f"(unreadable course.yaml: {exc})"
+
+
+def cmd_populate(args: argparse.Namespace) -> int:
+    if args.students < 1:
+        raise UsageError("--students must be at least 1")
+    with open_store(args.datastore, create=False) as store:
+        course = Site(store).course(args.prefix)
+        started = time.perf_counter()
+        counts = populate(course, args.students, args.seed)
+        elapsed = time.perf_counter() - started
+    total = sum(counts.values())
+    _out(f"populated {course.slug} with {args.students:,} students (seed {args.seed}): "
+         f"{total:,} entities in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} entities/s)")
+    for kind in sorted(counts):
+        _out(f"  {kind:<24}{counts[kind]:>12,}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with open_store(args.datastore, create=False) as store:
+        site = Site(store)
+        _out(f"store: {store.url} (app id {store.app_id!r})")
+        for course in site.courses():
+            _out(f"{course.slug}  {course.raw}  {_safe_title(course)}")
+            for kind in store.kinds(course.namespace):
+                _out(f"  {kind:<28}{store.count(kind, course.namespace):>12,}")
+    return 0
+
+
+COMMANDS = {"init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ETL_MODES + ("verify",):
+        from .etl.cli import main as etl_main
+
+        return etl_main(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS + (UsageError,) as exc:
+        print(f"courseport: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("courseport: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""The bundled sample course, "An Introduction to Data Privacy", at /sample."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Iterator
+
+from ..datastore import Entity, Key, Text
+from .._json import dumps
+from .rules import add_rule, parse_rule
+from .site import Course, Site
+
+SAMPLE_RULE = "course:/sample::ns_sample"
+SAMPLE_SLUG = "/sample"
+_NOT_COURSE_FILES = {"README.md", "questions.json"}
+
+
+def _sample_root():
+    return resources.files("courseport.courses").joinpath("sample")
+
+
+def sample_files() -> Iterator[tuple[str, bytes]]:
+    """``(path, bytes)`` of every course file of the sample, sorted."""
+
+    def walk(node, prefix: str) -> Iterator[tuple[str, bytes]]:
+        for child in sorted(node.iterdir(), key=lambda c: c.name):
+            path = f"{prefix}/{child.name}"
+            if child.is_dir():
+                yield from walk(child, path)
+            elif not (prefix == "" and child.name in _NOT_COURSE_FILES):
+                yield path, child.read_bytes()
+
+    yield from walk(_sample_root(), "")
+
+
+def sample_questions() -> list[Entity]:
+    rows = json.loads(_sample_root().joinpath("questions.json").read_text("utf-8"))
+    return [
+        Entity(Key("QuestionEntity", row["id"], namespace="ns_sample"), {"data": Text(dumps(row["data"]))})
+        for row in rows
+    ]
+
+
+def install_sample(site: Site) -> Course | None:
+    """Install the sample at /sample; None if a course is already there."""
+    rule = parse_rule(SAMPLE_RULE)
+    rules = site.rules()
+    if any(r.slug == rule.slug for r in rules):
+        return None
+    rules = add_rule(rules, rule)
+    course = Course(site, rule)
+    for path, data in sample_files():
+        course.fs.put(path, data, is_draft=None if path == "/course.yaml" else False)
+    site.store.put_multi(sample_questions())
+    site.save_rules(rules)
+    return course
