@@ -22,6 +22,11 @@ from .courses.site import CourseNotFoundError, Site
 from .courses.vfs import FileSystemError
 from .datastore import DEFAULT_APP_ID, DatastoreError, open_store
 from .datastore.keys import KeyError_
+from .etl.args import EtlUsageError
+from .etl.commands import main as etl_main
+from .etl.errors import EtlError
+from .jobs.base import JobError
+from .archive import ArchiveError
 
 ETL_MODES = ("download", "upload", "delete", "run")
 
@@ -29,6 +34,7 @@ ETL_MODES = ("download", "upload", "delete", "run")
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CourseDataError, CourseNotFoundError, CourseRuleError, CourseSettingsError,
     DatastoreError, FileSystemError, KeyError_, PopulateError,
+    EtlUsageError, EtlError, JobError, ArchiveError,
 )
 
 
@@ -78,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mode in ETL_MODES:
         sub.add_parser(mode, help=f"Course Builder etl: {mode} (courseport {mode} -h)", add_help=False)
-    verify = sub.add_parser("verify", help="check an archive", add_help=False)
-    del verify
+    verify = sub.add_parser("verify", help="check an archive: members, rows, checksums, course files")
+    verify.add_argument("--archive_path", "--archive-path", dest="archive_path", required=True)
+    verify.add_argument("--archive_type", "--archive-type", dest="archive_type",
+                        choices=("zip", "directory"), default=None)
     return parser
 
 
@@ -156,22 +164,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .etl.verify import verify
+
+    report = verify(args.archive_path, args.archive_type)
+    for line in report.lines():
+        _out(line)
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"verify": cmd_verify, "init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ETL_MODES + ("verify",):
-        from .etl.cli import main as etl_main
-
-        return etl_main(argv)
+    if argv and argv[0] in ETL_MODES:
+        return _guard(lambda: etl_main(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    return _guard(lambda: COMMANDS[args.command](args))
+
+
+def _guard(action) -> int:
+    """Run a command; a user's error is one line on stderr and exit status 1."""
     try:
-        return COMMANDS[args.command](args)
+        return action()
     except USER_ERRORS + (UsageError,) as exc:
         print(f"courseport: error: {exc}", file=sys.stderr)
         return 1

@@ -35,39 +35,46 @@ MAX_ROW_CHARS = 256 << 20
 class RowsWriter:
     """Frame already-encoded row texts into a binary stream.
 
-    Rows are buffered and written in ~``chunk_chars`` pieces. ``close()``
-    writes the footer but does not close the stream.
+    Rows are buffered and written in pieces of about ``chunk_chars``
+    characters. ``close()`` writes the footer but does not close the stream.
     """
 
     def __init__(self, stream: BinaryIO, member_name: str = "rows",
                  chunk_chars: int = CHUNK_CHARS) -> None:
         self._stream = stream
         self._member = member_name
-        self._limit = chunk_chars
+        self._chunk_chars = chunk_chars
+        # After the first flush a batch starts with "" so that joining it
+        # yields ",\n    row..." with no extra concatenation.
         self._batch: list[str] = []
-        self._pending = 0
+        self._room = 64  # rows per chunk; re-estimated from row sizes
         self._flushed = 0
         self._closed = False
-        stream.write(HEADER.encode("ascii"))
 
     @property
     def rows(self) -> int:
         """Rows written so far."""
-        return self._flushed + len(self._batch)
+        return self._flushed + len(self._batch) - (self._flushed > 0)
 
     def write_row(self, text: str) -> None:
         """Add one row: the JSON text of an object, without a newline."""
-        self._batch.append(text)
-        self._pending += len(text)
-        if self._pending >= self._limit:
+        if "\n" in text:
+            raise ArchiveError(f"{self._member}: row {self.rows + 1} contains a "
+                               "newline (each row must be one line)")
+        batch = self._batch
+        batch.append(text)
+        if len(batch) >= self._room:
             self._flush()
 
     def close(self) -> None:
         """Write buffered rows and the footer."""
         if self._closed:
             return
-        self._flush()
-        self._stream.write(FOOTER.encode("ascii"))
+        if self.rows == 0:
+            self._stream.write(b'{"rows": [\n]}\n')
+        else:
+            self._flush()
+            self._stream.write(FOOTER.encode("ascii"))
         self._closed = True
 
     def __enter__(self) -> RowsWriter:
@@ -79,25 +86,18 @@ class RowsWriter:
 
     def _flush(self) -> None:
         if self._closed:
-            raise ArchiveError(f"{self._member}: write after close")
+            raise ArchiveError(f"{self._member}: row written after close()")
         batch = self._batch
-        if not batch:
+        count = len(batch) - (self._flushed > 0)
+        if count <= 0:
             return
+        if not self._flushed:
+            batch[0] = HEADER + _FIRST + batch[0]
         body = _SEP.join(batch)
-        if body.count("\n") != len(batch) - 1:  # one per separator, none in rows
-            self._refuse_newline()
-        lead = _SEP if self._flushed else _FIRST
-        self._stream.write((lead + body).encode("utf-8"))
-        self._flushed += len(batch)
-        self._batch = []
-        self._pending = 0
-
-    def _refuse_newline(self) -> None:
-        for i, text in enumerate(self._batch):
-            if "\n" in text:
-                row = self._flushed + i + 1
-                raise ArchiveError(f"{self._member}: row {row} contains a newline "
-                                   "(each row must be one line)")
+        self._stream.write(body.encode("utf-8"))
+        self._flushed += count
+        self._room = max(16, self._chunk_chars * len(batch) // max(1, len(body)))
+        self._batch = [""]
 
 
 def iter_rows(stream: BinaryIO, member_name: str) -> Iterator[dict[str, Any]]:

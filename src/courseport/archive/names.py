@@ -27,6 +27,10 @@ def check_member_name(name: str, *, label: str = "member") -> str:
         raise ArchiveError(f"{shown} contains a NUL character")
     if "\\" in name:
         raise ArchiveError(f"{shown} contains a backslash")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArchiveError(f"{shown} is not valid UTF-8") from None
     if _CONTROL.search(name):
         raise ArchiveError(f"{shown} contains a control character")
     if name.startswith("/"):

@@ -86,6 +86,13 @@ class Reader(abc.ABC):
         """Stored rows without decoding, or None where the store cannot."""
         return None
 
+    def exists_multi(self, keys: Sequence[Key]) -> list[bool]:
+        return [entity is not None for entity in self.get_multi(keys)]
+
+    def decode_raw(self, raw: RawRow) -> Entity:
+        """The entity of a row from :meth:`fetch_raw_page`."""
+        raise NotImplementedError
+
     def get(self, key: Key) -> Entity | None:
         return self.get_multi([key])[0]
 

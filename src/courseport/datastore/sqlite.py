@@ -29,6 +29,8 @@ from .keys import Key, decode_sort_path, encode_sort_path
 from .values import decode_properties, encode_properties
 
 DEFAULT_APP_ID = "courseport"
+#: the largest id counter sqlite can hold (2**63-1, which is also the largest key id)
+_MAX_COUNTER = 2**63 - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -190,21 +192,38 @@ class _SqliteReader(Reader):
         signature = self._signatures.lookup(self._conn, sig_id) if sig_id else {}
         return Entity(key, decode_properties(json.loads(data), signature, _key_from_json))
 
-    def get_multi(self, keys: Sequence[Key]) -> list[Entity | None]:
-        found: dict[tuple[str, str, bytes], tuple[str, int]] = {}
+    def decode_raw(self, raw: RawRow) -> Entity:
+        return Entity(raw.key, decode_properties(json.loads(raw.data), raw.signature, _key_from_json))
+
+    def _lookup(self, keys: Sequence[Key], columns: str) -> dict[tuple[str, str, bytes], tuple]:
+        """Rows of ``keys`` that exist, by (namespace, kind, sort key)."""
+        groups: dict[tuple[str, str], list[bytes]] = {}
+        for key in keys:
+            groups.setdefault((key.namespace, key.kind), []).append(key.sort_key())
+        found: dict[tuple[str, str, bytes], tuple] = {}
         with self._lock:
-            for key in keys:
-                row = self._conn.execute(
-                    "SELECT data, sig FROM entities WHERE ns = ? AND kind = ? AND pkey = ?",
-                    (key.namespace, key.kind, key.sort_key()),
-                ).fetchone()
-                if row is not None:
-                    found[(key.namespace, key.kind, key.sort_key())] = row
+            for (namespace, kind), pkeys in groups.items():
+                for start in range(0, len(pkeys), 500):
+                    chunk = pkeys[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    for row in self._conn.execute(
+                        f"SELECT pkey{columns} FROM entities WHERE ns = ? AND kind = ? AND pkey IN ({marks})",
+                        (namespace, kind, *chunk),
+                    ):
+                        found[(namespace, kind, row[0])] = row[1:]
+        return found
+
+    def get_multi(self, keys: Sequence[Key]) -> list[Entity | None]:
+        found = self._lookup(keys, ", data, sig")
         out: list[Entity | None] = []
         for key in keys:
             row = found.get((key.namespace, key.kind, key.sort_key()))
             out.append(None if row is None else self._entity(key, row[0], row[1]))
         return out
+
+    def exists_multi(self, keys: Sequence[Key]) -> list[bool]:
+        found = self._lookup(keys, "")
+        return [(key.namespace, key.kind, key.sort_key()) in found for key in keys]
 
     def _rows(
         self, columns: str, kind: str, namespace: str, cursor: str | None, limit: int
@@ -362,22 +381,25 @@ class SqliteBackend(_SqliteReader, Backend):
             return []
         intern = self._signatures.intern
         with self._write() as conn:
-            self._complete_keys(conn, rows)
+            # reserve the batch's explicit ids first, so that its incomplete
+            # keys cannot be given one of them (and overwrite that entity)
             top_ids: dict[tuple[str, str], int] = {}
+            for row in rows:
+                ident = row.key.id
+                if ident is not None:
+                    slot = (row.key.namespace, row.key.kind)
+                    if ident > top_ids.get(slot, 0):
+                        top_ids[slot] = ident
+            self._reserve(conn, top_ids)
+            self._complete_keys(conn, rows)
             params = []
             for row in rows:
                 key = row.key
                 params.append((key.namespace, key.kind, key.sort_key(), row.data, intern(conn, row.signature)))
-                ident = key.id
-                if ident is not None:
-                    slot = (key.namespace, key.kind)
-                    if ident > top_ids.get(slot, 0):
-                        top_ids[slot] = ident
             conn.executemany(
                 "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
                 params,
             )
-            self._reserve(conn, top_ids)
         return [row.key for row in rows]
 
     def _complete_keys(self, conn: sqlite3.Connection, rows: Sequence[RawRow]) -> None:
@@ -396,6 +418,8 @@ class SqliteBackend(_SqliteReader, Backend):
             "SELECT next_id FROM id_counters WHERE ns = ? AND kind = ?", (namespace, kind)
         ).fetchone()
         first = row[0] if row else 1
+        if first + count > _MAX_COUNTER:
+            raise DatastoreError(f"no {count:,} ids left for kind {kind!r} in namespace {namespace!r}")
         conn.execute(
             "INSERT OR REPLACE INTO id_counters (ns, kind, next_id) VALUES (?, ?, ?)",
             (namespace, kind, first + count),
@@ -408,7 +432,8 @@ class SqliteBackend(_SqliteReader, Backend):
             conn.executemany(
                 "INSERT INTO id_counters (ns, kind, next_id) VALUES (?, ?, ?)"
                 " ON CONFLICT (ns, kind) DO UPDATE SET next_id = MAX(next_id, excluded.next_id)",
-                [(ns, kind, top + 1) for (ns, kind), top in top_ids.items()],
+                # clamped: an explicit id 2**63-1 leaves no id to allocate
+                [(ns, kind, min(top + 1, _MAX_COUNTER)) for (ns, kind), top in top_ids.items()],
             )
 
     def allocate_ids(self, incomplete: Key, count: int) -> list[int]:
@@ -451,6 +476,10 @@ class SqliteBackend(_SqliteReader, Backend):
     def close(self) -> None:
         with self._lock:
             try:
+                # don't wait for other connections' readers (a snapshot in
+                # another process would block this for the whole timeout):
+                # a checkpoint they prevent is simply left for later
+                self._conn.execute("PRAGMA busy_timeout=0")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.DatabaseError:
                 pass

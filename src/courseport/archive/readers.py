@@ -1,0 +1,291 @@
+"""Reading archives: zip files and directories, behind hostile-input guards.
+
+Every guard runs when the archive is opened, over the whole archive, before
+any member is read: names, duplicates, links, special files, declared sizes
+and compression ratios (spec §1.2).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from .errors import ArchiveError, show
+from .manifest import MANIFEST_NAME, Manifest
+from .names import check_member_name, check_no_conflicts
+
+GiB = 1 << 30
+READ_WHOLE_LIMIT = 64 << 20
+BOMB_MIN_BYTES = 10_000_000
+# Deflate cannot exceed about 1032:1, so a larger bound would never fire for
+# deflated members; real row JSON compresses 10-30:1.
+DEFAULT_MAX_RATIO = 1000
+_SUPPORTED = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
+               struct.error, NotImplementedError, ValueError)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what an archive may declare."""
+
+    max_member_bytes: int = 8 * GiB
+    max_total_bytes: int = 64 * GiB
+    max_ratio: float = DEFAULT_MAX_RATIO
+
+
+def open_reader(path: str | os.PathLike[str], archive_type: str | None = None,
+                **limits: Any) -> ArchiveReader:
+    """Open a zip or directory archive; ``archive_type`` None guesses from ``path``.
+
+    ``limits`` are :class:`Limits` fields.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ArchiveError(f"archive {path} does not exist")
+    if archive_type is None:
+        archive_type = "directory" if os.path.isdir(path) else "zip"
+    if archive_type == "zip":
+        return ZipArchiveReader(path, Limits(**limits))
+    if archive_type == "directory":
+        return DirectoryArchiveReader(path, Limits(**limits))
+    raise ArchiveError(f"unknown archive type {archive_type!r} (expected 'zip' or 'directory')")
+
+
+class ArchiveReader:
+    """The reading interface common to both container types."""
+
+    archive_type = ""
+
+    def __init__(self, path: str, sizes: dict[str, int]) -> None:
+        self.path = path
+        self._sizes = sizes
+        self._manifest: Manifest | None = None
+
+    def names(self) -> list[str]:
+        """Every member (files only), sorted."""
+        return sorted(self._sizes)
+
+    def has(self, name: str) -> bool:
+        return name in self._sizes
+
+    def size(self, name: str) -> int:
+        """Uncompressed size of a member, as declared."""
+        return self._sizes[self._known(name)]
+
+    def open(self, name: str) -> BinaryIO:
+        """A streaming binary reader for one member."""
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = READ_WHOLE_LIMIT) -> bytes:
+        """The whole of a small member."""
+        size = self.size(name)
+        if size > limit:
+            raise ArchiveError(f"{name}: {size} bytes is too large to read whole "
+                               f"(limit {limit}); stream it instead")
+        with self.open(name) as stream:
+            return stream.read()
+
+    def manifest(self) -> Manifest:
+        """The parsed ``manifest.json``."""
+        if self._manifest is None:
+            if not self.has(MANIFEST_NAME):
+                raise ArchiveError(f"{self.path}: no manifest.json: not a Course Builder archive")
+            self._manifest = Manifest.from_json(self.read(MANIFEST_NAME))
+        return self._manifest
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _known(self, name: str) -> str:
+        if name not in self._sizes:
+            raise ArchiveError(f"{name}: no such member in {self.path}")
+        return name
+
+
+class ZipArchiveReader(ArchiveReader):
+    """A zip archive, as Course Builder and courseport write them."""
+
+    archive_type = "zip"
+
+    def __init__(self, path: str, limits: Limits = Limits()) -> None:
+        if os.path.isdir(path):
+            raise ArchiveError(f"{path} is not a zip archive (it is a directory)")
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except OSError as err:
+            raise ArchiveError(f"{path}: cannot open ({err.strerror or err})") from None
+        except _ZIP_ERRORS as err:
+            raise ArchiveError(f"{path} is not a zip archive ({err})") from None
+        try:
+            self._infos = guard_zip_members(self._zip.infolist(), limits)
+        except BaseException:
+            self._zip.close()
+            raise
+        super().__init__(path, {n: i.file_size for n, i in self._infos.items()})
+
+    def open(self, name: str) -> BinaryIO:
+        info = self._infos[self._known(name)]
+        try:
+            inner = self._zip.open(info)
+        except _ZIP_ERRORS as err:
+            raise ArchiveError(f"{name}: corrupt zip member ({err})") from None
+        return _ZipMemberStream(inner, name, info.file_size)
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def guard_zip_members(infos: list[zipfile.ZipInfo], limits: Limits) -> dict[str, zipfile.ZipInfo]:
+    """Check every member of a zip; return the file members by name."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for info in infos:
+        if "\0" in info.orig_filename:  # zipfile silently cuts names at NUL
+            raise ArchiveError(f"zip member {show(info.orig_filename)} contains a NUL character")
+        if info.is_dir():
+            check_member_name(info.filename[:-1], label="zip directory")
+            continue
+        name = check_member_name(info.filename, label="zip member")
+        _check_zip_member(name, info, limits)
+        if name in members:
+            raise ArchiveError(f"zip member {show(name)} appears more than once")
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            raise ArchiveError(f"zip member {show(name)} takes the archive past "
+                               f"{limits.max_total_bytes} bytes uncompressed")
+        members[name] = info
+    check_no_conflicts(list(members), label="zip member")
+    return members
+
+
+def _check_zip_member(name: str, info: zipfile.ZipInfo, limits: Limits) -> None:
+    label = f"zip member {show(name)}"
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        raise ArchiveError(f"{label} is a symbolic link")
+    if kind not in (0, stat.S_IFREG):
+        raise ArchiveError(f"{label} is a special file (mode {kind:o})")
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"{label} is encrypted")
+    if info.compress_type not in _SUPPORTED:
+        raise ArchiveError(f"{label} uses unsupported compression method {info.compress_type}")
+    if info.file_size > limits.max_member_bytes:
+        raise ArchiveError(f"{label} declares {info.file_size} bytes, more than the "
+                           f"limit of {limits.max_member_bytes}")
+    ratio = info.file_size / max(1, info.compress_size)
+    if info.file_size > BOMB_MIN_BYTES and ratio > limits.max_ratio:
+        raise ArchiveError(f"{label} looks like a zip bomb (compression ratio "
+                           f"{ratio:.0f}:1, limit {limits.max_ratio:.0f}:1)")
+
+
+class _ZipMemberStream(io.BufferedIOBase):
+    """A zip member reader that turns corruption into ArchiveError and
+    refuses to deliver more than the declared size."""
+
+    def __init__(self, inner: BinaryIO, name: str, declared: int) -> None:
+        self._inner = inner
+        self._name = name
+        self._left = declared
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._guarded(self._inner.read, -1 if size is None else size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._guarded(self._inner.read1, size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._guarded(self._inner.readline, -1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer).cast("B")))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
+
+    def _guarded(self, method: Any, size: int) -> bytes:
+        try:
+            data = method(size)
+        except _ZIP_ERRORS as err:
+            raise ArchiveError(f"{self._name}: corrupt zip member ({err})") from None
+        self._left -= len(data)
+        if self._left < 0:
+            raise ArchiveError(f"{self._name}: more data than its declared size")
+        return data
+
+
+class DirectoryArchiveReader(ArchiveReader):
+    """A directory archive: member ``a/b`` is the file ``<root>/a/b``."""
+
+    archive_type = "directory"
+
+    def __init__(self, path: str, limits: Limits = Limits()) -> None:
+        if not os.path.isdir(path):
+            raise ArchiveError(f"{path} is not a directory archive (not a directory)")
+        self._root = os.path.realpath(path)
+        super().__init__(path, scan_directory(self._root, limits))
+
+    def open(self, name: str) -> BinaryIO:
+        path = os.path.join(self._root, self._known(name))
+        # O_NOFOLLOW: the file may have been swapped for a link since the scan.
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as err:
+            raise ArchiveError(f"{name}: cannot open ({err.strerror})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ArchiveError(f"{name}: not a regular file")
+        return os.fdopen(fd, "rb")
+
+
+def scan_directory(root: str, limits: Limits = Limits()) -> dict[str, int]:
+    """Walk a directory archive without following links; return sizes by name."""
+    sizes: dict[str, int] = {}
+    total = 0
+    pending = [("", root)]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = prefix + entry.name
+                label = f"member {show(name)}"
+                if entry.is_symlink():
+                    raise ArchiveError(f"{label} is a symbolic link")
+                if entry.is_dir(follow_symlinks=False):
+                    check_member_name(name, label="directory")
+                    pending.append((name + "/", entry.path))
+                    continue
+                if not entry.is_file(follow_symlinks=False):
+                    raise ArchiveError(f"{label} is a special file")
+                check_member_name(name)
+                if not os.path.realpath(entry.path).startswith(root + os.sep):
+                    raise ArchiveError(f"{label} resolves outside the archive")
+                size = entry.stat(follow_symlinks=False).st_size
+                if size > limits.max_member_bytes:
+                    raise ArchiveError(f"{label} is {size} bytes, more than the "
+                                       f"limit of {limits.max_member_bytes}")
+                total += size
+                if total > limits.max_total_bytes:
+                    raise ArchiveError(f"{label} takes the archive past "
+                                       f"{limits.max_total_bytes} bytes")
+                sizes[name] = size
+    return sizes

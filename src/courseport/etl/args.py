@@ -1,0 +1,242 @@
+"""Course Builder's etl command line (seed page, spec §1.1), parsed and validated.
+
+``courseport MODE TYPE COURSE_URL_PREFIX [APPLICATION_ID] SERVER [options]``
+
+Every rule is checked here, before anything is opened or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+MODES = ("delete", "download", "run", "upload")
+TYPES = ("course", "datastore")
+ARCHIVE_TYPES = ("zip", "directory")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_BATCH_SIZE = 20
+DEFAULT_PORT = 8081
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+
+class EtlUsageError(ValueError):
+    """Arguments that break one of etl's rules."""
+
+
+@dataclass
+class EtlArgs:
+    mode: str
+    type: str
+    course_url_prefix: str
+    server: str
+    application_id: str | None = None
+    archive_path: Path | None = None
+    archive_type: str = "zip"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    datastore_types: list[str] = field(default_factory=list)
+    exclude_types: list[str] = field(default_factory=list)
+    disable_remote: bool = False
+    force_overwrite: bool = False
+    internal: bool = False
+    job_args: list[str] = field(default_factory=list)
+    log_level: str = "INFO"
+    no_static_files: bool = False
+    port: int = DEFAULT_PORT
+    privacy: bool = False
+    privacy_secret: str | None = None
+    resume: bool = False
+    verbose: bool = False
+    archive_type_given: bool = False
+
+    @property
+    def is_job(self) -> bool:
+        return self.mode == "run"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise EtlUsageError(message)
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """``--snake_case`` and its ``--dashed-spelling``."""
+    spellings = [f"--{name}"]
+    if "_" in name:
+        spellings.append(f"--{name.replace('_', '-')}")
+    parser.add_argument(*spellings, dest=name, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="courseport",
+        usage="courseport {download,upload,delete,run} TYPE COURSE_URL_PREFIX [APPLICATION_ID] SERVER [options]",
+        description="Course Builder's etl: download, upload, delete or run jobs on course data. "
+        "SERVER is 'local' (the store under COURSEPORT_HOME) or sqlite:///path/file.db.",
+    )
+    parser.add_argument("mode", choices=MODES, help="delete, download, run or upload")
+    parser.add_argument(
+        "type", help="course or datastore; for run, the dotted path of a courseport Job subclass"
+    )
+    parser.add_argument("course_url_prefix", help="the course's URL prefix, e.g. /sample")
+    parser.add_argument(
+        "targets", nargs="+", metavar="[APPLICATION_ID] SERVER",
+        help="the application id (optional; must match the target's) and the server",
+    )
+    _flag(parser, "archive_path", help="the archive: a zip file, or a directory")
+    _flag(parser, "archive_type", choices=ARCHIVE_TYPES, default=None,
+          help="zip (default) or directory")
+    _flag(parser, "batch_size", type=int, default=DEFAULT_BATCH_SIZE,
+          help=f"entities per datastore fetch or put (default {DEFAULT_BATCH_SIZE})")
+    _flag(parser, "datastore_types", default=None,
+          help="comma-separated kinds to process (default: all)")
+    _flag(parser, "exclude_types", default=None, help="comma-separated kinds to skip")
+    _flag(parser, "disable_remote", action="store_true",
+          help="run: skip remote set-up, for jobs that run locally")
+    _flag(parser, "force_overwrite", action="store_true",
+          help="download: overwrite an existing archive; upload: overwrite existing files and entities")
+    _flag(parser, "internal", action="store_true", help="unlock developer flags")
+    _flag(parser, "job_args", default="", help="run: arguments for the job, split on whitespace")
+    _flag(parser, "log_level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+          help="logging level (default INFO)")
+    _flag(parser, "no_static_files", action="store_true",
+          help="download course: only course.yaml and data/course.json as files")
+    _flag(parser, "port", type=int, default=DEFAULT_PORT,
+          help=f"port of a localhost server (default {DEFAULT_PORT})")
+    _flag(parser, "privacy", action="store_true",
+          help="download datastore: strip or hash what identifies a learner")
+    _flag(parser, "privacy_secret", default=None,
+          help="download datastore --privacy: the HMAC secret (default: a random one per run)")
+    _flag(parser, "resume", action="store_true", help="resume an interrupted download or upload")
+    _flag(parser, "verbose", action="store_true", help="log every file and entity")
+    return parser
+
+
+def _split_types(value: str | None, flag: str) -> list[str]:
+    if value is None:
+        return []
+    names = [name.strip() for name in value.split(",")]
+    if not all(names):
+        raise EtlUsageError(f"--{flag} has an empty kind name in {value!r}: use Kind1,Kind2")
+    return names
+
+
+def parse_args(argv: Sequence[str]) -> EtlArgs:
+    """Parse and validate; raises EtlUsageError naming the broken rule."""
+    ns = build_parser().parse_intermixed_args(list(argv))
+    if len(ns.targets) > 2:
+        raise EtlUsageError(
+            f"too many positional arguments {ns.targets}: expected [APPLICATION_ID] SERVER"
+        )
+    app_id, server = (ns.targets if len(ns.targets) == 2 else (None, ns.targets[0]))
+    args = EtlArgs(
+        mode=ns.mode,
+        type=ns.type,
+        course_url_prefix=ns.course_url_prefix,
+        server=server,
+        application_id=app_id,
+        archive_path=Path(ns.archive_path).expanduser() if ns.archive_path else None,
+        archive_type=ns.archive_type or "zip",
+        archive_type_given=ns.archive_type is not None,
+        batch_size=ns.batch_size,
+        datastore_types=_split_types(ns.datastore_types, "datastore_types"),
+        exclude_types=_split_types(ns.exclude_types, "exclude_types"),
+        disable_remote=ns.disable_remote,
+        force_overwrite=ns.force_overwrite,
+        internal=ns.internal,
+        job_args=ns.job_args.split(),
+        log_level=ns.log_level,
+        no_static_files=ns.no_static_files,
+        port=ns.port,
+        privacy=ns.privacy,
+        privacy_secret=ns.privacy_secret,
+        resume=ns.resume,
+        verbose=ns.verbose,
+    )
+    validate(args)
+    return args
+
+
+def validate(args: EtlArgs) -> None:
+    """Course Builder's rules (spec §1.1), and courseport's few more."""
+    mode, kind = args.mode, args.type
+    if mode == "run":
+        if not _DOTTED.match(kind):
+            raise EtlUsageError(
+                f"run needs the dotted path of a Job class (module.Class), not {kind!r}"
+            )
+    elif kind not in TYPES:
+        raise EtlUsageError(f"type must be 'course' or 'datastore' for {mode}, not {kind!r}")
+    if not args.course_url_prefix.startswith("/"):
+        raise EtlUsageError(
+            f"course_url_prefix must start with '/', e.g. /sample, not {args.course_url_prefix!r}"
+        )
+    if mode in ("download", "upload") and args.archive_path is None:
+        raise EtlUsageError(f"{mode} needs --archive_path")
+    if args.batch_size < 1:
+        raise EtlUsageError(f"--batch_size must be at least 1, not {args.batch_size}")
+    if not 0 < args.port < 65536:
+        raise EtlUsageError(f"--port must be between 1 and 65535, not {args.port}")
+    if args.disable_remote and mode != "run" and not args.internal:
+        raise EtlUsageError("--disable_remote is only allowed with run (or with --internal)")
+    if args.force_overwrite and mode not in ("download", "upload"):
+        raise EtlUsageError("--force_overwrite is only allowed with download or upload")
+    if args.privacy and not (mode == "download" and kind == "datastore"):
+        raise EtlUsageError("--privacy is only allowed with download datastore")
+    if args.privacy_secret is not None and not (
+        mode == "download" and kind == "datastore" and args.privacy
+    ):
+        raise EtlUsageError("--privacy_secret is only allowed with download datastore --privacy")
+    if args.privacy_secret == "":
+        raise EtlUsageError("--privacy_secret must not be empty")
+    if args.resume and mode not in ("download", "upload"):
+        raise EtlUsageError("--resume is only allowed with download or upload")
+    if args.resume and args.force_overwrite and mode == "download":
+        raise EtlUsageError("--resume and --force_overwrite contradict each other: choose one")
+    if args.no_static_files and not (mode == "download" and kind == "course"):
+        raise EtlUsageError("--no_static_files is only allowed with download course")
+    if (args.datastore_types or args.exclude_types) and kind != "datastore":
+        raise EtlUsageError(
+            "--datastore_types and --exclude_types apply to the datastore type; "
+            "a course carries its course kinds"
+        )
+    if args.job_args and mode != "run":
+        raise EtlUsageError("--job_args is only allowed with run")
+    if mode == "download":
+        _validate_download_target(args)
+    if mode == "upload":
+        _validate_upload_source(args)
+
+
+def _validate_download_target(args: EtlArgs) -> None:
+    path = args.archive_path
+    assert path is not None
+    if path.exists() and not (args.force_overwrite or args.resume):
+        raise EtlUsageError(
+            f"{path} already exists: pass --force_overwrite to replace it or --resume to continue it"
+        )
+    if path.exists() and args.archive_type_given:
+        if (args.archive_type == "directory") != path.is_dir():
+            raise EtlUsageError(
+                f"{path} is a {'directory' if path.is_dir() else 'file'}, "
+                f"not a {args.archive_type} archive"
+            )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise EtlUsageError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise EtlUsageError(f"cannot write {path}: folder {parent} is not writable")
+
+
+def _validate_upload_source(args: EtlArgs) -> None:
+    path = args.archive_path
+    assert path is not None
+    if not path.exists():
+        raise EtlUsageError(f"archive {path} does not exist")
+    if path.is_dir():
+        args.archive_type = "directory"
+    elif args.archive_type == "directory":
+        raise EtlUsageError(f"{path} is a file, not a directory archive")

@@ -1,0 +1,70 @@
+"""``courseport download|upload|delete``: parse, open the site, act, report."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Sequence
+
+from .args import EtlArgs, parse_args
+from .delete import delete
+from .download import download
+from .open import open_site
+from .upload import upload
+
+log = logging.getLogger("courseport.etl")
+
+
+def configure_logging(level: str) -> None:
+    logger = logging.getLogger("courseport")
+    logger.setLevel(level)
+    if not any(getattr(h, "_courseport", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler._courseport = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def run_mode(args: EtlArgs) -> int:
+    site = open_site(args)
+    started = time.perf_counter()
+    try:
+        if args.mode == "download":
+            result = download(args, site)
+            elapsed = time.perf_counter() - started
+            print(
+                f"downloaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
+                + (f", {result.files} files" if args.type == "course" else "")
+                + f" in {elapsed:.1f}s to {result.path}"
+            )
+        elif args.mode == "upload":
+            result = upload(args, site)
+            elapsed = time.perf_counter() - started
+            skipped = sum(result.skipped.values())
+            print(
+                f"uploaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
+                + (f", {result.files} files ({result.files_skipped} already there)" if args.type == "course" else "")
+                + (f", {skipped:,} already uploaded" if skipped else "")
+                + f" in {elapsed:.1f}s from {args.archive_path}"
+            )
+        else:
+            result = delete(args, site)
+            print(
+                f"deleted {sum(result.rows.values()):,} entities from namespace {result.namespace!r}"
+                + (f" and removed course {args.course_url_prefix}" if result.course_removed else "")
+            )
+    finally:
+        site.close()
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level)
+    if args.mode == "run":
+        from ..jobs.runner import run_job
+
+        return run_job(args)
+    return run_mode(args)

@@ -1,0 +1,209 @@
+"""``download course`` and ``download datastore`` (spec §6.1–§6.3).
+
+Everything is decided before the archive is opened: the course, its model
+version, the kinds (unknown names fail, listing the available ones) and the
+files. Then every member streams from one consistent read of the site
+into an archive written under a temporary name, renamed into place when
+complete. ``--resume`` continues an interrupted download: finished members
+are kept, the rest is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..archive import ArchiveWriter, Manifest, ManifestEntry, RowsWriter
+from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
+from .args import EtlArgs
+from .errors import EtlError, check_app_id
+from .progress import Progress
+from .site import CourseInfo, EtlSite, Reading
+
+log = logging.getLogger("courseport.etl")
+
+#: the embedded store has no round trip to save: read at least this many rows a page
+LOCAL_MIN_BATCH = 1000
+_MIN_VERSION = "1.3"
+_STATIC_ONLY = ("/course.yaml", "/data/course.json")
+
+
+@dataclass
+class DownloadResult:
+    path: Path
+    rows: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    resumed: list[str] = field(default_factory=list)
+
+    @property
+    def entities(self) -> int:
+        return sum(self.rows.values())
+
+
+class _HashingStream:
+    """Counts and hashes what passes through to the member stream."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]:
+    """The kinds to download, sorted; unknown requests fail naming the available ones."""
+    if args.type == "course":
+        return list(COURSE_KINDS)
+    available = sorted(
+        kind for kind in reading.kinds(course.namespace)
+        if not is_internal_kind(kind) and kind not in EXCLUDED_KINDS
+    )
+    requested = args.datastore_types or available
+    missing = sorted(set(requested) - set(available))
+    if missing:
+        raise EtlError(
+            f"Requested types not found: {', '.join(missing)}. "
+            f"Available types are: {', '.join(available) or '(none)'}"
+        )
+    unknown_excludes = sorted(set(args.exclude_types) - set(available))
+    if unknown_excludes:
+        log.warning("--exclude_types names kinds that are not here: %s", ", ".join(unknown_excludes))
+    kinds = sorted(set(requested) - set(args.exclude_types))
+    if not kinds:
+        raise EtlError(f"no kinds left to download. Available types are: {', '.join(available) or '(none)'}")
+    if args.privacy:
+        unruled = [kind for kind in kinds if schema_for(kind) is None]
+        if unruled:
+            raise EtlError(
+                f"--privacy cannot tell what identifies a learner in {', '.join(unruled)} "
+                f"(no privacy rules for these kinds): add --exclude_types {','.join(unruled)}"
+            )
+    return kinds
+
+
+def _member(kind: str) -> str:
+    return f"models/{kind}.json"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".partial.manifest")
+
+
+def _load_sidecar(path: Path) -> dict[str, dict]:
+    try:
+        return json.loads(_sidecar(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_sidecar(path: Path, entries: dict[str, dict]) -> None:
+    target = _sidecar(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(entries), "utf-8")
+    tmp.replace(target)
+
+
+def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> DownloadResult:
+    path = args.archive_path
+    assert path is not None
+    course = site.course(args.course_url_prefix)
+    check_app_id(args.application_id, site.app_id)
+    if args.type == "course" and course.version < _MIN_VERSION:
+        raise EtlError(
+            f"course {course.slug} is a model {course.version} course: cannot download courses "
+            "made with Course Builder versions earlier than 1.3.0 (its files are on disk already)"
+        )
+    secret = None
+    if args.privacy:
+        secret = args.privacy_secret if args.privacy_secret is not None else str(secrets.randbits(128))
+    batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
+    with site.reading() as reading:
+        kinds = plan_kinds(args, reading, course)
+        files = reading.files(course) if args.type == "course" else []
+        if args.no_static_files:
+            files = [info for info in files if info.path in _STATIC_ONLY]
+        result = DownloadResult(path)
+        with ArchiveWriter(path, archive_type=args.archive_type, resume=args.resume) as writer:
+            done = set(writer.completed())
+            extra = sorted(
+                name for name in done
+                if name.startswith("models/") and name[len("models/"):-len(".json")] not in kinds
+            )
+            if extra:
+                raise EtlError(
+                    f"--resume: the partial archive holds {', '.join(extra)}, which this download "
+                    "does not ask for: resume with the same arguments, or start again with --force_overwrite"
+                )
+            info = _load_sidecar(path) if args.resume else {}
+            manifest = Manifest(raw=course.raw, version=course.version, entries=[])
+            result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
+            for kind in kinds:
+                member = _member(kind)
+                if member in done:
+                    known = info.get(member, {})
+                    manifest.add(ManifestEntry(member, False, known.get("rows"), known.get("sha256")))
+                    result.resumed.append(member)
+                    log.info("%s: already in the partial archive, skipped", member)
+                    continue
+                rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
+                manifest.add(ManifestEntry(member, False, rows, digest))
+                info[member] = {"rows": rows, "sha256": digest}
+                _save_sidecar(path, info)
+                result.rows[kind] = rows
+            writer.commit(manifest)
+    _sidecar(path).unlink(missing_ok=True)
+    return result
+
+
+def _write_files(writer, reading: Reading, course: CourseInfo, files, done, manifest, args, progress) -> int:
+    bar = Progress("files", len(files), enabled=progress and bool(files))
+    written = 0
+    for info in files:
+        member = "files" + info.path
+        manifest.add(ManifestEntry(member, info.is_draft if course.editable else False))
+        if member in done:
+            continue
+        data = reading.read_file(course, info.path)
+        writer.write_member(member, data)
+        written += 1
+        if args.verbose:
+            log.info("file %s (%d bytes)", member, len(data))
+        bar.advance(1)
+    if files:
+        bar.finish()
+    return written
+
+
+def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: int,
+                secret: str | None, args: EtlArgs, progress: bool) -> tuple[int, str]:
+    bar = Progress(kind, reading.count(kind, course.namespace), enabled=progress)
+    member = _member(kind)
+    with writer.open_member(member) as stream:
+        hashing = _HashingStream(stream)
+        rows = RowsWriter(hashing, member)
+        cursor = None
+        while True:
+            page = reading.rows_page(kind, course.namespace, batch_size=batch, cursor=cursor, secret=secret)
+            for row in page.rows:
+                rows.write_row(row)
+            if args.verbose:
+                for row in page.rows:
+                    log.info("%s %s", kind, row[:120])
+            bar.advance(len(page.rows))
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        rows.close()
+    elapsed = bar.finish()
+    log.debug("%s: %d rows in %.2fs", kind, rows.rows, elapsed)
+    return rows.rows, hashing.sha.hexdigest()

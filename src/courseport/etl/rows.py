@@ -1,0 +1,125 @@
+"""Archive rows: entities to ``models/<Kind>.json`` rows and back (spec §1.6, §1.7).
+
+A row is the entity's properties in Course Builder's value encoding plus
+``key.name`` (the literal ``"None"`` for id keys), ``key.id`` (null for name
+keys) and ``key``, the App Engine key string with the source's app id and
+namespace.
+
+The embedded store already keeps properties in that encoding, so a plain
+download splices the stored JSON into the row without decoding it. A
+privacy download decodes, applies the kind's privacy rules and encodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .._json import dumps
+from ..datastore import Entity, Key, RawRow
+from ..datastore.values import encode_properties
+from ..models import SchemaError, export_private, schema_for
+from ..models.schema import Transform
+
+KEY_FIELDS = ("key", "key.id", "key.name")
+
+
+class RowError(ValueError):
+    """An archive row that cannot be loaded."""
+
+
+def _key_head(key: Key) -> str:
+    ident = key.id_or_name
+    if isinstance(ident, int):
+        return f'{{"key.name": "None", "key.id": {ident}'
+    return f'{{"key.name": {dumps(ident)}, "key.id": null'
+
+
+def _has_keys(signature: dict[str, Any]) -> bool:
+    for code in signature.values():
+        if code == "key" or (isinstance(code, list) and "key" in code):
+            return True
+    return False
+
+
+class RowEncoder:
+    """Encodes one kind's rows for an archive, with or without privacy."""
+
+    def __init__(self, app_id: str, kind: str, transform: Transform | None = None) -> None:
+        self.app_id = app_id
+        self.kind = kind
+        self.transform = transform
+        self.schema = schema_for(kind)
+        if transform is not None and self.schema is None:
+            raise RowError(f"{kind} has no privacy rules")
+        self._key_string: Callable[[Key], str] = lambda key: key.to_urlsafe(app_id)
+
+    def row(self, key: Key, props: dict[str, Any]) -> str:
+        if self.transform is not None:
+            assert self.schema is not None
+            key, props = export_private(self.schema, key, props, self.transform)
+        data, _ = encode_properties(props, self._key_string)
+        return self._splice(key, dumps(data))
+
+    def raw(self, raw: RawRow, decode: Callable[[RawRow], Entity]) -> str:
+        """A stored row; spliced without decoding when nothing needs changing."""
+        if self.transform is None and not _has_keys(raw.signature):
+            return self._splice(raw.key, raw.data)
+        entity = decode(raw)
+        return self.row(entity.key, entity)
+
+    def _splice(self, key: Key, data: str) -> str:
+        body = data[1:-1]
+        tail = f', "key": "{key.to_urlsafe(self.app_id)}"}}'
+        return _key_head(key) + (", " + body if body else "") + tail
+
+
+def row_key(row: dict[str, Any], kind: str, namespace: str) -> Key:
+    """The key an uploaded row gets in the target namespace.
+
+    Course Builder builds it from ``key.id`` (if truthy) else ``key.name``;
+    where the ``key`` string carries a parent path for the same id, that
+    path is kept too.
+    """
+    ident = row.get("key.id") or row.get("key.name")
+    if isinstance(ident, bool) or not isinstance(ident, (int, str)) or ident == "":
+        raise RowError("has neither a usable 'key.id' nor 'key.name'")
+    encoded = row.get("key")
+    if isinstance(encoded, str) and encoded:
+        try:
+            _, original = Key.from_urlsafe(encoded)
+        except ValueError:
+            original = None
+        if original is not None and original.kind == kind and original.id_or_name == ident and original.parent:
+            return Key.from_path(original.path, namespace)
+    try:
+        return Key(kind, ident, namespace=namespace)
+    except ValueError as exc:
+        raise RowError(str(exc)) from None
+
+
+class RowDecoder:
+    """Archive rows of one kind to rows the store keeps."""
+
+    def __init__(self, kind: str, namespace: str) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self.schema = schema_for(kind)
+
+    def decode(self, row: dict[str, Any]) -> Entity:
+        key = row_key(row, self.kind, self.namespace)
+        props = {name: value for name, value in row.items() if name not in KEY_FIELDS}
+        if self.schema is not None:
+            try:
+                props = {name: self.schema.coerce(name, value) for name, value in props.items()}
+            except SchemaError as exc:
+                raise RowError(str(exc)) from None
+        else:
+            _check_generic(props)
+        return Entity(key, props)
+
+
+def _check_generic(props: dict[str, Any]) -> None:
+    """Values of a kind carried generically are stored as the JSON they are."""
+    for name, value in props.items():
+        if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+            raise RowError(f"property {name!r}: lists of lists or objects cannot be stored")

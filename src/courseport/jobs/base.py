@@ -1,0 +1,71 @@
+"""The Job API of ``courseport run`` (Course Builder's ``etl_lib.Job``, spec §6.8, §7.1).
+
+A job is a class: ``courseport run mypackage.jobs.MyJob /course local
+--job_args '...'`` imports it, builds it with etl's parsed arguments, lets
+it add its own arguments to ``self.parser`` (parsed from ``--job_args``)
+and calls ``main()``. A :class:`CourseJob` is also handed the course and a
+datastore client.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..courses.site import Course
+    from ..datastore import Backend
+    from ..etl.args import EtlArgs
+
+
+class JobError(ValueError):
+    """A job's arguments or work failed; reported in one line."""
+
+
+class _JobParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise JobError(f"{self.prog}: {message} (job usage: {self.format_usage().strip()})")
+
+
+class Job:
+    """Base class of every job; the base job does nothing."""
+
+    #: a job that needs no site (and so runs with --disable_remote) sets this False
+    needs_site = False
+
+    def __init__(self, etl_args: "EtlArgs") -> None:
+        self.etl_args = etl_args
+        self.parser: argparse.ArgumentParser = _JobParser(
+            prog=f"{type(self).__module__}.{type(self).__name__}", add_help=False
+        )
+        self.args: argparse.Namespace | None = None
+
+    def _configure_parser(self) -> None:
+        """Add this job's arguments to ``self.parser`` (Course Builder's hook name)."""
+        self.configure_parser(self.parser)
+
+    def configure_parser(self, parser: argparse.ArgumentParser) -> None:
+        """Add this job's arguments to ``parser``."""
+
+    def run(self) -> Any:
+        self._configure_parser()
+        self.args = self.parser.parse_args(self.etl_args.job_args)
+        return self.main()
+
+    def main(self) -> Any:
+        """The job's work."""
+
+
+class CourseJob(Job):
+    """A job handed the course and a datastore client before it runs."""
+
+    needs_site = True
+
+    def __init__(self, etl_args: "EtlArgs") -> None:
+        super().__init__(etl_args)
+        self.course: "Course | None" = None
+        self.store: "Backend | None" = None
+
+    def bind(self, course: "Course", store: "Backend") -> None:
+        self.course = course
+        self.store = store

@@ -1,0 +1,45 @@
+"""``courseport run dotted.path.Job``: import the job, bind it, run it (spec §6.8)."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..etl.args import EtlArgs
+from ..etl.errors import EtlError, check_app_id
+from ..etl.open import open_site
+from ..etl.site import LocalSite
+from .base import CourseJob, Job
+
+
+def load_job_class(dotted: str) -> type[Job]:
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EtlError(f"cannot import job module {module_name!r}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise EtlError(f"module {module_name!r} has no class {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Job)):
+        raise EtlError(f"{dotted} is not a courseport.jobs.Job subclass")
+    return cls
+
+
+def run_job(args: EtlArgs) -> int:
+    cls = load_job_class(args.type)
+    job = cls(args)
+    if isinstance(job, CourseJob):
+        if args.disable_remote:
+            raise EtlError(f"{args.type} is a CourseJob: it needs the site, so drop --disable_remote")
+        site = open_site(args)
+        try:
+            check_app_id(args.application_id, site.app_id)
+            if not isinstance(site, LocalSite):
+                raise EtlError("course jobs run on the embedded store only, for now")
+            job.bind(site.site.course(args.course_url_prefix), site.store)
+            job.run()
+        finally:
+            site.close()
+    else:
+        job.run()
+    return 0
