@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -169,3 +170,178 @@ def assert_one_line_error(proc: subprocess.CompletedProcess) -> str:
     assert line.strip(), "empty error line"
     assert "Traceback" not in line
     return line
+
+
+# --- etl behaviour tests (added) ---------------------------------------------------
+#
+# Stores under a tmp COURSEPORT_HOME, archives read member by member, the
+# library entry points, and the "nothing was written" checks every error
+# case makes.
+
+DB_NAME = "courseport.db"
+DATETIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$"
+
+
+def db_path(home: Path) -> Path:
+    """The sqlite file of the ``local`` store under ``home``."""
+    return home / DB_NAME
+
+
+def snapshot_store(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every namespace of a sqlite store (every table, sorted).
+
+    Entities of all namespaces, id counters, signatures and meta alike: two
+    equal snapshots mean the store was not written to.
+    """
+    assert Path(path).is_file(), path
+    return dump_file(Path(path))
+
+
+def cli_at(home: Path, *args: Any, input: str | None = None, timeout: float = 120,
+           extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m courseport ARGS`` against ``home``, with optional stdin text."""
+    env = cli_env(home)
+    if extra_env:
+        env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "-m", "courseport", *map(str, args)],
+        env=env, cwd=home.parent, capture_output=True, text=True, timeout=timeout,
+        input=input if input is not None else "",
+    )
+
+
+def assert_error_line(proc: subprocess.CompletedProcess) -> str:
+    """Exit 1 and exactly one line on stderr (stdout may hold a prompt or listing)."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stderr.endswith("\n") and proc.stderr.count("\n") == 1, repr(proc.stderr)
+    line = proc.stderr.rstrip("\n")
+    assert line.startswith("courseport: error: "), line
+    assert "Traceback" not in line
+    return line
+
+
+def assert_no_archive(path: Path) -> None:
+    """No archive, no ``.partial`` (nor its sidecars) next to it."""
+    path = Path(path)
+    left = sorted(p.name for p in path.parent.glob(path.name + "*")) if path.parent.is_dir() else []
+    assert left == [], left
+
+
+def make_store_template(root: Path, students: int = 20, seed: int = 0,
+                        app_id: str | None = None) -> Path:
+    """A COURSEPORT_HOME after ``courseport init`` (+ ``populate /sample``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    args = ["init"] + (["--app_id", app_id] if app_id else [])
+    for argv in [args] + ([["populate", "/sample", "--students", str(students), "--seed", str(seed)]]
+                          if students else []):
+        proc = subprocess.run([sys.executable, "-m", "courseport", *argv], env=cli_env(root),
+                              cwd=root.parent, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home whose /sample course has 20 synthetic learners (seed 0); do not modify."""
+    return make_store_template(tmp_path_factory.mktemp("sample_template") / "home")
+
+
+@pytest.fixture
+def sample_home(home: Path, sample_template: Path) -> Path:
+    """``home`` holding a copy of :func:`sample_template`'s store."""
+    shutil.copyfile(db_path(sample_template), db_path(home))
+    return home
+
+
+def open_local(home: Path) -> Any:
+    """The etl LocalSite over ``home``'s store (close it after use)."""
+    from courseport.datastore import SqliteBackend
+    from courseport.etl.site import LocalSite
+
+    return LocalSite(SqliteBackend(db_path(home), create=False))
+
+
+def etl(*argv: Any, stdin: str | None = None) -> Any:
+    """Run one etl command through the library (no subprocess): parse, open, act.
+
+    Uses the store under ``$COURSEPORT_HOME`` (``home`` sets it). Returns the
+    Download/Upload/DeleteResult; errors are raised.
+    """
+    import io
+
+    from courseport.etl.args import parse_args
+    from courseport.etl.delete import delete
+    from courseport.etl.download import download
+    from courseport.etl.open import open_site
+    from courseport.etl.upload import upload
+
+    args = parse_args([str(a) for a in argv])
+    site = open_site(args)
+    try:
+        if args.mode == "download":
+            return download(args, site, progress=False)
+        if args.mode == "upload":
+            return upload(args, site, progress=False)
+        if args.mode == "delete":
+            return delete(args, site, stdin=io.StringIO(stdin or ""), stdout=io.StringIO(),
+                          progress=False)
+        raise AssertionError(f"etl() does not run {args.mode}")
+    finally:
+        site.close()
+
+
+def archive_members(path: Path) -> dict[str, bytes]:
+    """Every member of a zip or directory archive, by name."""
+    path = Path(path)
+    if path.is_dir():
+        return {p.relative_to(path).as_posix(): p.read_bytes()
+                for p in sorted(path.rglob("*")) if p.is_file()}
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        assert len(names) == len(set(names)), f"duplicate members in {path}"
+        return {name: zf.read(name) for name in names}
+
+
+def rows_of(data: bytes) -> list[dict[str, Any]]:
+    doc = json.loads(data)
+    assert set(doc) == {"rows"}, set(doc)
+    return doc["rows"]
+
+
+def kind_rows(members: dict[str, bytes]) -> dict[str, list[dict[str, Any]]]:
+    """``models/<Kind>.json`` members parsed, by kind."""
+    return {name[len("models/"):-len(".json")]: rows_of(data)
+            for name, data in members.items()
+            if name.startswith("models/") and name.endswith(".json")}
+
+
+def without(row: dict[str, Any], *fields: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in fields}
+
+
+def write_zip(path: Path, members: dict[str, bytes] | list[tuple[str, bytes]],
+              compression: int = zipfile.ZIP_STORED) -> Path:
+    """A zip with exactly these members (a list may repeat a name)."""
+    import warnings
+
+    items = members.items() if isinstance(members, dict) else members
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name" is the point of some tests
+        with zipfile.ZipFile(path, "w", compression) as zf:
+            for name, data in items:
+                zf.writestr(name, data)
+    return path
+
+
+def rows_member(rows: list[dict[str, Any]]) -> bytes:
+    """A ``models/<Kind>.json`` member in Course Builder's framing."""
+    if not rows:
+        return b'{"rows": [\n]}\n'
+    body = ",\n".join("    " + json.dumps(row) for row in rows)
+    return ('{"rows": [\n' + body + "\n]}\n").encode("ascii")
+
+
+def manifest_for(names: list[str], raw: str = "course:/x::ns_x") -> bytes:
+    entries = [{"is_draft": False, "path": name} for name in sorted(names)]
+    return json.dumps({"entities": entries, "raw": raw, "version": "1.3"},
+                      indent=2, sort_keys=True).encode("ascii")

@@ -200,3 +200,62 @@ def test_bad_row_in_a_large_member_fails_without_reading_it_all() -> None:
     with pytest.raises(ArchiveError, match="not valid JSON|expected ','"):
         list(iter_rows(Counting(data), "m"))
     assert Counting.served < 3 << 20
+
+
+# -- memory stays flat ---------------------------------------------------------------
+
+class SyntheticMember(io.RawIOBase):
+    """A framed member of ``count`` rows, generated as it is read."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._next = 0
+        self._buffer = b'{"rows": [\n'
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, out: bytearray) -> int:
+        if len(self._buffer) < len(out) and self._next <= self._count:
+            upto = min(self._count, self._next + len(out) // 200 + 1)
+            rows = [b'{"key.id": %d, "pad": "%s"}' % (i, b"p" * 250)
+                    for i in range(self._next, upto)]
+            self._buffer += (b",\n    " if self._next else b"    ") + b",\n    ".join(rows)
+            self._next = upto
+            if upto == self._count:
+                self._buffer += b"\n]}\n"
+                self._next += 1
+        n = min(len(out), len(self._buffer))
+        out[:n], self._buffer = self._buffer[:n], self._buffer[n:]
+        return n
+
+
+def peaks(count: int) -> tuple[int, int]:
+    """Peak traced memory writing, then reading, ``count`` distinct rows."""
+    import tracemalloc
+
+    class Sink:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+    tracemalloc.start()
+    try:
+        writer = RowsWriter(Sink())
+        for i in range(count):
+            writer.write_row('{"key.id": %d, "pad": "%s"}' % (i, "p" * 250))
+        writer.close()
+        _, write_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        assert count_rows(io.BufferedReader(SyntheticMember(count)), "m") == count
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return write_peak, read_peak
+
+
+def test_memory_is_flat_while_writing_and_reading() -> None:
+    small = peaks(10_000)   # ~2.7 MB of rows
+    large = peaks(60_000)   # ~16 MB of rows
+    for few, many in zip(small, large):
+        assert many < few * 1.2 + 500_000, (small, large)
+        assert many < 12_000_000, large

@@ -323,3 +323,20 @@ def test_directory_file_swapped_for_link_after_open(tmp_path: Path) -> None:
         (root / "models" / "A.json").symlink_to(tmp_path / "secret")
         with pytest.raises(ArchiveError, match="^models/A.json: cannot open"):
             reader.open("models/A.json")
+
+
+def test_fifo_is_not_opened_as_a_zip(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.zip")
+    refused(tmp_path / "pipe.zip", "is not a zip archive (not a regular file)")
+
+
+def test_member_stream_is_a_proper_binary_file(tmp_path: Path) -> None:
+    import io
+
+    path = make_zip(tmp_path / "a.zip", {"files/a": b"line1\nline2\n"})
+    with open_reader(path) as reader:
+        stream = reader.open("files/a")
+        assert list(stream) == [b"line1\n", b"line2\n"]
+        stream.close()
+        with io.BufferedReader(reader.open("files/a")) as buffered:  # readinto works
+            assert buffered.read() == b"line1\nline2\n"

@@ -29,7 +29,7 @@ _SEP = ",\n    "
 
 CHUNK_CHARS = 1 << 20
 READ_BYTES = 1 << 20
-MAX_ROW_CHARS = 256 << 20
+MAX_ROW_CHARS = 64 << 20
 
 
 class RowsWriter:

@@ -123,6 +123,8 @@ class ZipArchiveReader(ArchiveReader):
     def __init__(self, path: str, limits: Limits = Limits()) -> None:
         if os.path.isdir(path):
             raise ArchiveError(f"{path} is not a zip archive (it is a directory)")
+        if not os.path.isfile(path):
+            raise ArchiveError(f"{path} is not a zip archive (not a regular file)")
         try:
             self._zip = zipfile.ZipFile(path)
         except OSError as err:
@@ -213,8 +215,9 @@ class _ZipMemberStream(io.BufferedIOBase):
         return self._guarded(self._inner.readline, -1 if size is None else size)
 
     def readinto(self, buffer: Any) -> int:
-        data = self.read(len(memoryview(buffer).cast("B")))
-        memoryview(buffer).cast("B")[: len(data)] = data
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
         return len(data)
 
     def close(self) -> None:

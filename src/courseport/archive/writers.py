@@ -95,10 +95,14 @@ class ArchiveWriter:
     def commit(self, manifest: Manifest) -> None:
         """Write ``manifest.json`` last, close, and rename onto ``path``."""
         self._check_state()
-        self._impl.finalize(manifest.to_json())
-        _install(self.partial, self.path)
-        self._impl.cleanup()
+        try:
+            self._impl.finalize(manifest.to_json())
+            _install(self.partial, self.path)
+        except BaseException:
+            self._state = "broken"
+            raise
         self._state = "committed"
+        self._impl.cleanup()
 
     def abort(self) -> None:
         """Close, leaving the partial (and its checkpoint) for a later resume."""
@@ -147,8 +151,10 @@ class ArchiveWriter:
             raise ArchiveError(f"{name}: names ending in {TMP_SUFFIX} are reserved")
         if name in self._names:
             raise ArchiveError(f"{name}: member already written")
-        clash = name if name in self._dirs else next(
-            (p for p in _parents(name) if p in self._names), None)
+        if name in self._dirs:
+            raise ArchiveError(f"{name}: conflicts with the members under {show(name + '/')} "
+                               "(a file cannot also be a directory)")
+        clash = next((p for p in _parents(name) if p in self._names), None)
         if clash is not None:
             raise ArchiveError(f"{name}: conflicts with member {show(clash)} "
                                "(a file cannot also be a directory)")
@@ -220,14 +226,17 @@ class _ZipPartial(_Partial):
         self.started = time.monotonic()
         self.checkpoint_seconds = 0.0
         self._zip: zipfile.ZipFile | None = None
+        self._modified = False  # anything written since the zip was (re)opened
         if resume and not os.path.lexists(partial) and os.path.lexists(path):
-            if os.path.isdir(path) or os.path.islink(path):
+            if not os.path.isfile(path) or os.path.islink(path):
                 raise ArchiveError(f"cannot resume {path}: not a zip file")
+            _check_adoptable(path)  # before anything moves
             _remove(self.sidecar)
             os.replace(path, partial)
         if resume and os.path.isfile(partial) and os.path.isfile(self.sidecar):
             self._restore()
         elif resume and os.path.isfile(partial) and zipfile.is_zipfile(partial):
+            _check_adoptable(partial)
             self._adopt()
         else:
             self._fresh()
@@ -240,35 +249,36 @@ class _ZipPartial(_Partial):
         self.file = _create(lambda: open(self.partial, "w+b"), self.partial)
         self.guard = _GuardedFile(self.file)
         self._zip = self._zipfile("w")
+        self._modified = True
         self.checkpoint()
 
     def _restore(self) -> None:
         """Cut the partial back to the saved checkpoint."""
-        state = self._read_sidecar()
+        members, offset, tail = self._read_sidecar()
         self.file = open(self.partial, "r+b")
         self.guard = _GuardedFile(self.file)
-        self.file.seek(0, os.SEEK_END)
-        if self.file.tell() < state["offset"]:
+        try:
+            self.file.seek(0, os.SEEK_END)
+            if self.file.tell() < offset:
+                raise ArchiveError(f"cannot resume {self.partial}: shorter than its checkpoint")
+            self.file.seek(offset)
+            self.file.write(tail)
+            self.file.truncate()
+            self.file.flush()
+            self._verify(members)
+        except BaseException:
             self.file.close()
-            raise ArchiveError(f"cannot resume {self.partial}: shorter than its checkpoint")
-        self.file.seek(state["offset"])
-        self.file.write(base64.b64decode(state["tail"]))
-        self.file.truncate()
-        self.file.flush()
-        self._verify(state["members"])
-        self.members = list(state["members"])
+            raise
+        self.members = members
         self._zip = self._zipfile("a")
 
     def _adopt(self) -> None:
         """Continue a complete zip (a committed or Course Builder archive)."""
         self.file = open(self.partial, "r+b")
         self.guard = _GuardedFile(self.file)
-        try:
-            archive = zipfile.ZipFile(self.guard, "a")
-        except zipfile.BadZipFile as err:
-            raise ArchiveError(f"cannot resume {self.partial}: {err}") from None
+        archive = zipfile.ZipFile(self.guard, "a")
         infos = archive.infolist()
-        names = list(guard_zip_members(infos, Limits()))
+        names = [i.filename for i in infos if not i.is_dir()]
         archive.comment = b""
         archive.close()
         self.file.truncate()
@@ -309,6 +319,7 @@ class _ZipPartial(_Partial):
         # Python 3.11 has no public per-member level (3.13: compress_level).
         info._compresslevel = self.level  # type: ignore[attr-defined]
         assert self._zip is not None
+        self._modified = True
         return self._zip.open(info, "w", force_zip64=True)  # type: ignore[return-value]
 
     def finish(self, name: str, stream: BinaryIO) -> None:
@@ -369,24 +380,31 @@ class _ZipPartial(_Partial):
         _remove(self.sidecar)
 
     def _close_zip(self) -> None:
+        """Close the zip, leaving the file positioned at its end."""
         assert self._zip is not None
         self._zip.close()
-        self.file.truncate()  # bytes of a failed member may lie past the new end
+        if self._modified:  # new end records written; a failed member may lie past them
+            self.file.truncate()
+        else:  # zipfile wrote nothing and left the position at the directory
+            self.file.seek(0, os.SEEK_END)
         self.file.flush()
+        self._modified = False
 
-    def _read_sidecar(self) -> dict[str, Any]:
+    def _read_sidecar(self) -> tuple[list[str], int, bytes]:
+        """(members, directory offset, tail bytes) of the last checkpoint."""
         try:
             with open(self.sidecar, "rb") as f:
                 state = json.load(f)
             if state.get("format") != _CHECKPOINT_FORMAT:
                 raise ValueError("unknown format")
-            members, offset, tail = state["members"], state["offset"], state["tail"]
+            members, offset = state["members"], state["offset"]
             if not (isinstance(members, list) and all(isinstance(m, str) for m in members)
-                    and type(offset) is int and offset >= 0 and isinstance(tail, str)):
+                    and type(offset) is int and offset >= 0):
                 raise ValueError("bad fields")
-        except (OSError, ValueError, KeyError, AttributeError) as err:
+            tail = base64.b64decode(state["tail"], validate=True)
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
             raise ArchiveError(f"cannot resume: {self.sidecar} is unreadable ({err})") from None
-        return state
+        return members, offset, tail
 
 
 class _DirectoryPartial(_Partial):
@@ -436,6 +454,15 @@ class _DirectoryPartial(_Partial):
         _write_atomically(os.path.join(self.partial, MANIFEST_NAME), manifest)
         for folder, _, _ in os.walk(self.partial):
             _fsync_dir(folder)
+
+
+def _check_adoptable(path: str) -> None:
+    """Refuse to continue a zip that this writer could not have written."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            guard_zip_members(archive.infolist(), Limits())
+    except (zipfile.BadZipFile, ArchiveError) as err:
+        raise ArchiveError(f"cannot resume {path}: {err}") from None
 
 
 def _install(partial: str, path: str) -> None:

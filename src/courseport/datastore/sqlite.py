@@ -69,6 +69,9 @@ WITH RECURSIVE n(ns) AS (
 """
 
 
+_NO_SIGNATURE: dict[str, Any] = {}
+
+
 def _key_to_json(key: Key) -> Any:
     return {"ns": key.namespace, "path": [list(pair) for pair in key.path]}
 
@@ -272,7 +275,7 @@ class _SqliteReader(Reader):
         conn = self._conn
         return (
             [
-                RawRow(to_key(pkey), data, lookup(conn, sig) if sig else {})
+                RawRow(to_key(pkey), data, lookup(conn, sig) if sig else _NO_SIGNATURE)
                 for pkey, data, sig in rows[:limit]
             ],
             next_cursor,
@@ -306,10 +309,10 @@ class _KeyDecoder:
 
     def __call__(self, pkey: bytes) -> Key:
         if len(pkey) == self.id_len and pkey.startswith(self.id_prefix):
-            return Key(self.kind, int.from_bytes(pkey[-8:], "big"), namespace=self.namespace)
+            return Key._make(((self.kind, int.from_bytes(pkey[-8:], "big")),), self.namespace)
         if pkey.startswith(self.name_prefix) and pkey.find(b"\x00", len(self.name_prefix)) == len(pkey) - 1:
             name = pkey[len(self.name_prefix) : -1].decode("utf-8")
-            return Key(self.kind, name, namespace=self.namespace)
+            return Key._make(((self.kind, name),), self.namespace)
         return Key.from_path(decode_sort_path(pkey), self.namespace)
 
 
@@ -371,6 +374,9 @@ class SqliteBackend(_SqliteReader, Backend):
         for entity, key in zip(entities, keys):
             entity.key = key
         return keys
+
+    def prepare_encoded(self, rows: Sequence[Any]) -> list[RawRow]:
+        return [RawRow(row.key, dumps(row.props), row.signature) for row in rows]
 
     def write_prepared(self, prepared: Sequence[RawRow]) -> list[Key]:
         return self.put_raw_multi(prepared)

@@ -12,13 +12,16 @@ privacy download decodes, applies the kind's privacy rules and encodes.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._json import dumps
 from ..datastore import Entity, Key, RawRow
-from ..datastore.values import encode_properties
+from ..datastore.keys import KeyStringEncoder, reference_is_root
+from ..datastore.values import encode_properties, encode_value
 from ..models import SchemaError, export_private, schema_for
-from ..models.schema import Transform
+from ..models.schema import Prop, Transform, _coerce
 
 KEY_FIELDS = ("key", "key.id", "key.name")
 
@@ -51,7 +54,10 @@ class RowEncoder:
         self.schema = schema_for(kind)
         if transform is not None and self.schema is None:
             raise RowError(f"{kind} has no privacy rules")
-        self._key_string: Callable[[Key], str] = lambda key: key.to_urlsafe(app_id)
+        self._key_string: Callable[[Key], str] = KeyStringEncoder(app_id)
+        # id(signature) -> (signature, spliceable as stored); holding the
+        # signature keeps its id from being reused by another object
+        self._plain: dict[int, tuple[dict, bool]] = {}
 
     def row(self, key: Key, props: dict[str, Any]) -> str:
         if self.transform is not None:
@@ -62,14 +68,18 @@ class RowEncoder:
 
     def raw(self, raw: RawRow, decode: Callable[[RawRow], Entity]) -> str:
         """A stored row; spliced without decoding when nothing needs changing."""
-        if self.transform is None and not _has_keys(raw.signature):
-            return self._splice(raw.key, raw.data)
+        if self.transform is None:
+            cached = self._plain.get(id(raw.signature))
+            if cached is None:
+                cached = self._plain[id(raw.signature)] = (raw.signature, not _has_keys(raw.signature))
+            if cached[1]:
+                return self._splice(raw.key, raw.data)
         entity = decode(raw)
         return self.row(entity.key, entity)
 
     def _splice(self, key: Key, data: str) -> str:
         body = data[1:-1]
-        tail = f', "key": "{key.to_urlsafe(self.app_id)}"}}'
+        tail = f', "key": "{self._key_string(key)}"}}'
         return _key_head(key) + (", " + body if body else "") + tail
 
 
@@ -84,17 +94,60 @@ def row_key(row: dict[str, Any], kind: str, namespace: str) -> Key:
     if isinstance(ident, bool) or not isinstance(ident, (int, str)) or ident == "":
         raise RowError("has neither a usable 'key.id' nor 'key.name'")
     encoded = row.get("key")
-    if isinstance(encoded, str) and encoded:
+    if isinstance(encoded, str) and encoded and not reference_is_root(encoded):
         try:
             _, original = Key.from_urlsafe(encoded)
         except ValueError:
             original = None
         if original is not None and original.kind == kind and original.id_or_name == ident and original.parent:
             return Key.from_path(original.path, namespace)
+    if isinstance(ident, int) and 0 < ident < 2**63:
+        return Key._make(((kind, ident),), namespace)
     try:
         return Key(kind, ident, namespace=namespace)
     except ValueError as exc:
         raise RowError(str(exc)) from None
+
+
+_CANONICAL_DT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+_CANONICAL_DATE = re.compile(r"\d{4}-\d\d-\d\d\Z")
+
+
+def _json_typer(kind: str, prop: Prop) -> Callable[[Any], tuple[Any, str | None]] | None:
+    """Types one property's JSON value without leaving JSON: ``value -> (json, code)``.
+
+    None where the value must become a Python value first (keys, lists).
+    """
+    if prop.repeated or prop.type == "key":
+        return None
+    slow = lambda value: encode_value(_coerce(kind, prop, value), _no_keys)  # noqa: E731
+    simple = {"str": str, "int": int, "bool": bool}.get(prop.type)
+    if simple is not None:
+        return lambda value: (value, None) if type(value) is simple else slow(value)
+    if prop.type == "text":
+        return lambda value: (value, "text") if type(value) is str else slow(value)
+    if prop.type == "datetime":
+        return lambda value: (value, "dt") if type(value) is str and _CANONICAL_DT.match(value) else slow(value)
+    if prop.type == "date":
+        return lambda value: (value, "date") if type(value) is str and _CANONICAL_DATE.match(value) else slow(value)
+    if prop.type == "float":
+        return lambda value: (value, None) if type(value) is float else slow(value)
+    if prop.type == "json":
+        return lambda value: (value, None)
+    return slow  # bytes: validated and normalised by decoding
+
+
+def _no_keys(key: Key) -> Any:
+    raise AssertionError("key values take the entity path")
+
+
+@dataclass
+class JsonRow:
+    """A row typed but still in Course Builder's JSON encoding (see datastore.values)."""
+
+    key: Key
+    props: dict[str, Any]
+    signature: dict[str, Any]
 
 
 class RowDecoder:
@@ -104,6 +157,38 @@ class RowDecoder:
         self.kind = kind
         self.namespace = namespace
         self.schema = schema_for(kind)
+        self._typers: dict[str, Callable[[Any], tuple[Any, str | None]] | None] = {}
+        if self.schema is not None:
+            for prop in self.schema.properties:
+                self._typers[prop.name] = _json_typer(kind, prop)
+
+    def decode_json(self, row: dict[str, Any]) -> JsonRow | Entity:
+        """The row typed in its JSON form; an Entity where that cannot be done."""
+        key = row_key(row, self.kind, self.namespace)
+        props: dict[str, Any] = {}
+        signature: dict[str, Any] = {}
+        typers = self._typers
+        try:
+            for name, value in row.items():
+                if name in KEY_FIELDS:
+                    continue
+                if value is None:
+                    props[name] = None
+                    continue
+                if name not in typers:
+                    if self.schema is None and type(value) is list:
+                        _check_generic({name: value})
+                    props[name] = value
+                    continue
+                typer = typers[name]
+                if typer is None:
+                    return self.decode(row)
+                props[name], code = typer(value)
+                if code is not None:
+                    signature[name] = code
+        except SchemaError as exc:
+            raise RowError(str(exc)) from None
+        return JsonRow(key, props, signature)
 
     def decode(self, row: dict[str, Any]) -> Entity:
         key = row_key(row, self.kind, self.namespace)

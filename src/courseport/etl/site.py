@@ -93,6 +93,21 @@ class EtlSite(abc.ABC):
     @abc.abstractmethod
     def put(self, entities: Sequence[Entity]) -> None: ...
 
+    def prepare(self, entities: Sequence[Entity]) -> list:
+        """Entities made ready for :meth:`write_prepared` (each keeps a ``.key``)."""
+        return list(entities)
+
+    def write_prepared(self, prepared: list) -> None:
+        self.put(prepared)
+
+    def prepare_rows(self, rows: Sequence) -> list:
+        """Decoded archive rows (JsonRow or Entity, in order) made ready to write."""
+        from ..datastore.values import decode_properties
+
+        return self.prepare(
+            [r if isinstance(r, Entity) else Entity(r.key, decode_properties(dict(r.props), r.signature, None)) for r in rows]  # type: ignore[arg-type]
+        )
+
     @abc.abstractmethod
     def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]: ...
 
@@ -219,6 +234,20 @@ class LocalSite(EtlSite):
 
     def put(self, entities: Sequence[Entity]) -> None:
         self.store.put_multi(entities)
+
+    def prepare(self, entities: Sequence[Entity]) -> list:
+        return self.store.prepare(entities)
+
+    def write_prepared(self, prepared: list) -> None:
+        self.store.write_prepared(prepared)
+
+    def prepare_rows(self, rows: Sequence) -> list:
+        if all(not isinstance(r, Entity) for r in rows):
+            return self.store.prepare_encoded(rows)
+        out: list = []
+        for r in rows:
+            out += self.store.prepare([r]) if isinstance(r, Entity) else self.store.prepare_encoded([r])
+        return out
 
     def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]:
         page = self.store.fetch_page(kind, namespace, cursor=cursor, limit=batch_size, keys_only=True)

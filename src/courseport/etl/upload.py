@@ -13,10 +13,13 @@ loads them all.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from ..archive import ArchiveError, Manifest, iter_rows, open_reader
 from ..courses.coursejson import load_course_json
@@ -55,6 +58,7 @@ class _KindPlan:
     kind: str
     member: str
     rows: int = 0
+    spill: BinaryIO | None = None  # the rows, typed and prepared, between the passes
 
 
 def _target_is_empty(paths: list[str]) -> bool:
@@ -95,6 +99,7 @@ class _Upload:
         self.args = args
         self.site = site
         self.progress = progress
+        self._stack = contextlib.ExitStack()
         self.batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
 
     def run(self) -> UploadResult:
@@ -116,11 +121,12 @@ class _Upload:
             present = set(reader.names())
             files = self._plan_files(reader, manifest, present) if args.type == "course" else []
             plans = plan_upload_kinds(args, manifest, present)
-            self._check_rows(reader, course, plans, empty)
-            result = UploadResult(args.archive_path)
-            self._write_files(reader, course, files, set(existing_files), result)
-            for plan in plans:
-                self._write_kind(reader, course, plan, result)
+            with self._stack:
+                self._check_rows(reader, course, plans, empty)
+                result = UploadResult(args.archive_path)
+                self._write_files(reader, course, files, set(existing_files), result)
+                for plan in plans:
+                    self._write_kind(reader, course, plan, result)
         return result
 
     # --- validation -------------------------------------------------------
@@ -153,7 +159,7 @@ class _Upload:
         with reader.open(plan.member) as stream:
             for number, row in enumerate(iter_rows(stream, plan.member), 1):
                 try:
-                    yield decoder.decode(row)
+                    yield decoder.decode_json(row)
                 except (RowError, ValueError) as exc:
                     raise EtlError(f"{plan.member}: row {number} {exc}") from None
 
@@ -162,12 +168,18 @@ class _Upload:
         return empty and key.kind in VFS_KINDS and key.name == COURSE_YAML
 
     def _check_rows(self, reader, course: CourseInfo, plans: list[_KindPlan], empty: bool) -> None:
-        """Every row parses and types; no key exists unless overwriting or resuming."""
+        """Every row parses and types; no key exists unless overwriting or resuming.
+
+        The rows, typed and encoded for the site, are staged in a spill file
+        so that the write pass need not parse them again.
+        """
         check_conflicts = not (self.args.force_overwrite or self.args.resume)
         for plan in plans:
             occupied = check_conflicts and self.site.count(plan.kind, course.namespace) > 0
             seen = 0
+            plan.spill = self._stack.enter_context(tempfile.TemporaryFile(prefix="courseport-upload-"))
             for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
+                pickle.dump(self.site.prepare_rows(batch), plan.spill, pickle.HIGHEST_PROTOCOL)
                 if occupied:
                     keys = [e.key for e in batch]
                     for index, (key, found) in enumerate(zip(keys, self.site.exists(keys))):
@@ -198,10 +210,20 @@ class _Upload:
             bar.advance(1)
         bar.finish()
 
+    @staticmethod
+    def _staged(plan: _KindPlan) -> Iterator[list]:
+        assert plan.spill is not None
+        plan.spill.seek(0)
+        while True:
+            try:
+                yield pickle.load(plan.spill)
+            except EOFError:
+                return
+
     def _write_kind(self, reader, course: CourseInfo, plan: _KindPlan, result: UploadResult) -> None:
         bar = Progress(plan.kind, plan.rows, enabled=self.progress)
         written = skipped = 0
-        for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
+        for batch in self._staged(plan):
             if self.args.resume and not self.args.force_overwrite:
                 found = self.site.exists([e.key for e in batch])
                 fresh = [e for e, there in zip(batch, found) if not there]
@@ -211,7 +233,7 @@ class _Upload:
                 skipped += len(batch) - len(fresh)
                 batch = fresh
             if batch:
-                self.site.put(batch)
+                self.site.write_prepared(batch)
                 written += len(batch)
             bar.advance(len(batch))
         bar.finish()

@@ -83,6 +83,7 @@ class KindSchema:
     key_by_user_id: bool = False
     description: str = ""
     _by_name: dict[str, Prop] = field(default_factory=dict, compare=False, repr=False)
+    _converters: dict[str, Callable[[Any], Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({prop.name: prop for prop in self.properties})
@@ -103,14 +104,34 @@ class KindSchema:
 
         Undeclared members are carried as they are (generic JSON values).
         """
-        prop = self._by_name.get(name)
-        if prop is None or value is None:
-            return value
-        if prop.repeated:
+        if value is None:
+            return None
+        convert = self._converters.get(name)
+        if convert is None:
+            prop = self._by_name.get(name)
+            if prop is None:
+                return value
+            convert = self._converters[name] = _converter(self.kind, prop)
+        return convert(value)
+
+
+_FAST_TYPES: dict[str, type] = {"str": str, "int": int, "bool": bool}
+
+
+def _converter(kind: str, prop: Prop) -> Callable[[Any], Any]:
+    """A function typing one property's JSON values; the common case first."""
+    if prop.repeated:
+        def convert_list(value: Any) -> Any:
             if not isinstance(value, list):
-                raise SchemaError(f"{self.kind}.{name}: expected a list, got {_short(value)}")
-            return [_coerce(self.kind, prop, item) for item in value]
-        return _coerce(self.kind, prop, value)
+                raise SchemaError(f"{kind}.{prop.name}: expected a list, got {_short(value)}")
+            return [_coerce(kind, prop, item) for item in value]
+        return convert_list
+    fast = _FAST_TYPES.get(prop.type)
+    if fast is not None:
+        return lambda value: value if type(value) is fast else _coerce(kind, prop, value)
+    if prop.type == "text":
+        return lambda value: Text(value) if type(value) is str else _coerce(kind, prop, value)
+    return lambda value: _coerce(kind, prop, value)
 
 
 def _short(value: Any) -> str:

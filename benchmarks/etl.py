@@ -1,0 +1,131 @@
+"""ETL benchmark: download, privacy download and upload on a populated course.
+
+    python benchmarks/etl.py [--students 100000] [--workdir DIR] [--batch_size 20]
+
+Populates /sample in a fresh store (or reuses --workdir's), then runs each
+operation as the real command line in a child process (wall time, peak
+RSS of that process), and, in this process on the same data, a floor:
+reading the same rows out of sqlite in key order and deflating the same
+bytes the download wrote. Prints one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+DEFAULT_COMPRESSLEVEL = 1  # what ArchiveWriter uses
+
+
+def run_measured(home: Path, *args: str) -> tuple[float, int, str]:
+    """Like :func:`courseport`, with the child's own peak RSS (via wait4)."""
+    env = dict(os.environ, COURSEPORT_HOME=str(home), PYTHONPATH=str(ROOT / "src"))
+    extra = () if args[0] in ("init", "populate", "courses") else ("--log_level", "WARNING")
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "courseport", *args, *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"courseport {' '.join(args)} failed: {err.decode().strip()}")
+    return elapsed, usage.ru_maxrss * 1024, out.decode()
+
+
+def floor(db: Path, namespace: str, kinds: list[str], archive: Path) -> tuple[float, int]:
+    """Seconds to read the rows from sqlite in key order plus deflate the archive's bytes."""
+    conn = sqlite3.connect(db)
+    started = time.perf_counter()
+    rows = 0
+    for kind in kinds:
+        for (_data,) in conn.execute(
+            "SELECT data FROM entities WHERE ns = ? AND kind = ? ORDER BY pkey", (namespace, kind)
+        ):
+            rows += 1
+    read_s = time.perf_counter() - started
+    conn.close()
+    with zipfile.ZipFile(archive) as zf:
+        members = [zf.read(name) for name in zf.namelist() if name.startswith("models/")]
+    started = time.perf_counter()
+    for data in members:
+        compressor = zlib.compressobj(DEFAULT_COMPRESSLEVEL, zlib.DEFLATED, -15)
+        for start in range(0, len(data), 1 << 20):
+            compressor.compress(data[start : start + (1 << 20)])
+        compressor.flush()
+    deflate_s = time.perf_counter() - started
+    return read_s + deflate_s, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=100_000)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--batch_size", type=int, default=20)
+    opts = parser.parse_args()
+    work = opts.workdir or Path(tempfile.mkdtemp(prefix="courseport-bench-"))
+    home = work / "home"
+    db = home / "courseport.db"
+    if not db.exists():
+        run_measured(home, "init", "--app_id", "bench")
+        t, rss, _ = run_measured(home, "populate", "/sample", "--students", str(opts.students), "--seed", "1")
+        print(f"populate {opts.students:,} students: {t:.1f}s, peak RSS {rss / 2**20:.0f} MB")
+    conn = sqlite3.connect(db)
+    kinds = [k for (k,) in conn.execute("SELECT DISTINCT kind FROM entities WHERE ns = 'ns_sample' ORDER BY kind")]
+    total = conn.execute("SELECT COUNT(*) FROM entities WHERE ns = 'ns_sample'").fetchone()[0]
+    conn.close()
+    print(f"store: {total:,} entities in ns_sample, {db.stat().st_size / 2**20:.0f} MB on disk; batch size {opts.batch_size}")
+    batch = ("--batch_size", str(opts.batch_size))
+    results = []
+    for label, archive, extra in (
+        ("download course", work / "course.zip", ("download", "course", "/sample", "local")),
+        ("download datastore", work / "datastore.zip", ("download", "datastore", "/sample", "local")),
+        ("download --privacy", work / "privacy.zip",
+         ("download", "datastore", "/sample", "local", "--privacy", "--privacy_secret", "bench")),
+    ):
+        t, rss, _ = run_measured(home, *extra, "--archive_path", str(archive), "--force_overwrite", *batch)
+        with zipfile.ZipFile(archive) as zf:
+            size = sum(i.compress_size for i in zf.infolist())
+        entities = _entities(archive)
+        results.append((label, entities, t, rss, archive, size))
+    _, _, listing = run_measured(home, "courses", "list")
+    if "/target" not in listing:
+        run_measured(home, "courses", "add", "/target")
+    t, rss, _ = run_measured(home, "upload", "datastore", "/target", "local", "--archive_path",
+                             str(work / "datastore.zip"), "--force_overwrite", *batch)
+    results.append(("upload datastore", _entities(work / "datastore.zip"), t, rss, None, 0))
+
+    floor_s, floor_rows = floor(db, "ns_sample", kinds, work / "datastore.zip")
+    print()
+    print(f"{'operation':<22}{'entities':>12}{'seconds':>10}{'entities/s':>14}{'peak RSS MB':>13}{'× floor':>10}")
+    for label, entities, t, rss, archive, size in results:
+        ratio = f"{t / floor_s:.2f}" if label == "download datastore" else ""
+        print(f"{label:<22}{entities:>12,}{t:>10.2f}{entities / t:>14,.0f}{rss / 2**20:>13.0f}{ratio:>10}")
+    print(f"{'floor (read+deflate)':<22}{floor_rows:>12,}{floor_s:>10.2f}{floor_rows / floor_s:>14,.0f}"
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>13.0f}")
+    print(f"\narchives in {work} (compress level {DEFAULT_COMPRESSLEVEL})")
+
+
+def _entities(archive: Path) -> int:
+    import json
+
+    with zipfile.ZipFile(archive) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    return sum(entry.get("rows") or 0 for entry in manifest["entities"])
+
+
+if __name__ == "__main__":
+    main()
