@@ -340,3 +340,50 @@ def test_member_stream_is_a_proper_binary_file(tmp_path: Path) -> None:
         stream.close()
         with io.BufferedReader(reader.open("files/a")) as buffered:  # readinto works
             assert buffered.read() == b"line1\nline2\n"
+
+
+def central_records(data: bytes) -> tuple[int, list[bytes]]:
+    """(directory offset, raw records) of a small comment-less zip."""
+    import struct
+
+    offset, size = struct.unpack_from("<LL", data, len(data) - 22 + 12)[::-1]
+    records, pos = [], offset
+    while pos < offset + size:
+        n, m, k = struct.unpack_from("<HHH", data, pos + 28)
+        records.append(data[pos:pos + 46 + n + m + k])
+        pos += 46 + n + m + k
+    return offset, records
+
+
+def rebuild(data: bytes, offset: int, records: list[bytes]) -> bytes:
+    import struct
+
+    directory = b"".join(records)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(records), len(records),
+                      len(directory), offset, 0)
+    return data[:offset] + directory + end
+
+
+def test_local_header_naming_another_member(tmp_path: Path) -> None:
+    data = make_zip(tmp_path / "a.zip", {"files/a": b"1", "files/b": b"2"}).read_bytes()
+    offset, records = central_records(data)
+    # Point files/b's directory entry at files/a's local header.
+    patched = records[1][:42] + (0).to_bytes(4, "little") + records[1][46:]
+    path = tmp_path / "b.zip"
+    path.write_bytes(rebuild(data, offset, [records[0], patched]))
+    refused(path, "zip member 'files/b': its local header names another file")
+
+
+def test_overlapping_members(tmp_path: Path) -> None:
+    """A member whose data holds another member's local header (zip-bomb trick)."""
+    inner = make_zip(tmp_path / "inner.zip", {"files/b": b"B" * 100}).read_bytes()
+    inner_offset, inner_records = central_records(inner)
+    outer = make_zip(tmp_path / "outer.zip", {"files/a": inner[:inner_offset]}).read_bytes()
+    offset, records = central_records(outer)
+    b_at = 30 + len("files/a")  # files/a's data starts right after its local header
+    b_record = inner_records[0][:42] + b_at.to_bytes(4, "little") + inner_records[0][46:]
+    path = tmp_path / "overlap.zip"
+    path.write_bytes(rebuild(outer, offset, records + [b_record]))
+    with zipfile.ZipFile(path) as zf:  # the stdlib reads it happily
+        assert zf.read("files/b") == b"B" * 100
+    refused(path, "zip member 'files/b' overlaps member 'files/a' (possible zip bomb)")

@@ -239,7 +239,7 @@ def test_background_writer_copies_mutable_buffers() -> None:
     assert target.getvalue() == b"abcdefgh"
 
 
-def test_threaded_member_write_error_reaches_caller(tmp_path: Path) -> None:
+def test_nested_member_write_is_refused_and_rolled_back(tmp_path: Path) -> None:
     writer = ArchiveWriter(tmp_path / "out.zip")
     with pytest.raises(ArchiveError, match="still being written"):
         with writer.open_member("files/a") as stream:

@@ -462,6 +462,26 @@ def test_file_that_is_not_sqlite_is_refused(tmp_path: Path, content: bytes) -> N
     assert path.read_bytes() == content
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "SqliteBackend runs its CREATE TABLE script (and switches to WAL) on any sqlite file, "
+    "even with create=False: another application's database gets courseport's tables"))
+def test_sqlite_file_of_another_application_is_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other-app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+    conn.execute("INSERT INTO accounts (owner) VALUES ('someone')")
+    conn.commit()
+    conn.close()
+    before = dump_file(path)
+    try:
+        with pytest.raises(DatastoreError):
+            open_store(f"sqlite:///{path}", create=False).close()
+    finally:
+        assert dump_file(path) == before
+
+
 @pytest.mark.parametrize("url", ["sqlite:///", "sqlite://relative.db", "postgres://x/y", "", "Local", "/tmp/x.db"])
 def test_bad_store_urls_are_refused(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

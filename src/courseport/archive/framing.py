@@ -150,7 +150,7 @@ class _RowParser:
         row = 0
         while True:
             row += 1
-            value = self.decode(f"row {row}")
+            value = self.decode(row)
             if type(value) is not dict:
                 self.fail(f"row {row} is not a JSON object")
             yield value
@@ -185,7 +185,7 @@ class _RowParser:
         self.pos += 1
         if self.peek() != '"':
             self.fail("top-level object has no 'rows' list")
-        key = self.decode("the top-level key")
+        key = self.decode(0)
         if key != "rows":
             self.fail(f"unexpected top-level key {key!r} (only 'rows' is allowed)")
         if self.peek() != ":":
@@ -214,13 +214,15 @@ class _RowParser:
             if not self.fill():
                 return ""
 
-    def decode(self, what: str) -> Any:
-        """Decode the JSON value at ``pos``, reading more while it is cut off."""
+    def decode(self, row: int) -> Any:
+        """Decode the JSON value at ``pos`` (row 0: the top-level key),
+        reading more while it is cut off."""
         want = READ_BYTES
         while True:
             try:
                 value, end = _decode(self.buf, self.pos)
             except json.JSONDecodeError as err:
+                what = f"row {row}" if row else "the top-level key"
                 if self.eof or not _maybe_cut(err, len(self.buf)):
                     self.fail(f"{what} is not valid JSON: {err.msg} at offset "
                               f"{self.base + err.pos}")

@@ -8,6 +8,8 @@ from typing import Any
 
 from .errors import ArchiveError
 
+TMP_SUFFIX = ".courseport.tmp"  # never a member name; removed by resume
+
 
 def create(make: Any, path: str) -> Any:
     """Run ``make()``; an OSError becomes an ArchiveError naming ``path``."""
@@ -19,7 +21,7 @@ def create(make: Any, path: str) -> Any:
 
 def write_atomically(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a synced temporary file."""
-    tmp = path + ".tmp"
+    tmp = path + TMP_SUFFIX
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -7,12 +7,10 @@ import os
 from typing import BinaryIO
 
 from .errors import ArchiveError
-from .fsutil import create, fsync_dir, remove, write_atomically
+from .fsutil import TMP_SUFFIX, create, fsync_dir, remove, write_atomically
 from .manifest import MANIFEST_NAME
-from .partial_zip import Partial
+from .partial import Partial
 from .readers import Limits, scan_directory
-
-TMP_SUFFIX = ".courseport.tmp"
 
 
 class DirectoryPartial(Partial):

@@ -20,7 +20,8 @@ from typing import Any, BinaryIO
 from .errors import ArchiveError
 from .fsutil import create, remove, write_atomically
 from .manifest import MANIFEST_NAME
-from .readers import Limits, guard_zip_members
+from .partial import Partial
+from .readers import ZipArchiveReader
 from .zipend import directory_span, drop_members
 
 RESUME_SUFFIX = ".resume"
@@ -29,33 +30,6 @@ _CHECKPOINT_FORMAT = "courseport-zip-checkpoint/1"
 # so their total time is held to this allowance plus a share of the run time.
 _CHECKPOINT_FREE_SECONDS = 0.5
 _CHECKPOINT_SHARE = 0.05
-
-
-class Partial:
-    """What a container type does with its partial."""
-
-    members: list[str]
-
-    def begin(self, name: str) -> BinaryIO:
-        raise NotImplementedError
-
-    def finish(self, name: str, stream: BinaryIO) -> None:
-        raise NotImplementedError
-
-    def fail(self, name: str, stream: BinaryIO) -> None:
-        raise NotImplementedError
-
-    def checkpoint(self) -> None:
-        pass
-
-    def finalize(self, manifest: bytes) -> None:
-        raise NotImplementedError
-
-    def abort(self, keep: bool) -> None:
-        """Close; with ``keep``, make completed members resumable first."""
-
-    def cleanup(self) -> None:
-        pass
 
 
 class _Poisoned(Exception):
@@ -278,7 +252,6 @@ class ZipPartial(Partial):
 def _check_adoptable(path: str) -> None:
     """Refuse to continue a zip that this writer could not have written."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            guard_zip_members(archive.infolist(), Limits())
-    except (zipfile.BadZipFile, ArchiveError) as err:
+        ZipArchiveReader(path).close()  # every hostile-input guard
+    except ArchiveError as err:
         raise ArchiveError(f"cannot resume {path}: {err}") from None

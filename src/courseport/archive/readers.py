@@ -1,8 +1,9 @@
 """Reading archives: zip files and directories, behind hostile-input guards.
 
 Every guard runs when the archive is opened, over the whole archive, before
-any member is read: names, duplicates, links, special files, declared sizes
-and compression ratios (spec §1.2).
+any member is read: names, duplicates, links, special files, declared sizes,
+compression ratios, and for zips that each local header matches its
+directory entry without overlapping another member (spec §1.2).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class ZipArchiveReader(ArchiveReader):
             raise ArchiveError(f"{path} is not a zip archive ({err})") from None
         try:
             self._infos = guard_zip_members(self._zip.infolist(), limits)
+            with open(path, "rb") as raw:
+                check_zip_layout(raw, list(self._infos.values()))
         except BaseException:
             self._zip.close()
             raise
@@ -171,6 +174,32 @@ def guard_zip_members(infos: list[zipfile.ZipInfo], limits: Limits) -> dict[str,
         members[name] = info
     check_no_conflicts(list(members), label="zip member")
     return members
+
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header, 30 bytes
+
+
+def check_zip_layout(raw: BinaryIO, infos: list[zipfile.ZipInfo]) -> None:
+    """Each member's local header must carry its name, and no two members'
+    data may overlap (the trick of "overlapping" zip bombs)."""
+    end = 0
+    previous = ""
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        label = f"zip member {show(info.filename)}"
+        raw.seek(info.header_offset)
+        header = raw.read(_LOCAL.size)
+        if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
+            raise ArchiveError(f"{label} has no local header at offset {info.header_offset}")
+        fields = _LOCAL.unpack(header)
+        name_len, extra_len = fields[10], fields[11]
+        local_name = raw.read(name_len)
+        if local_name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437",
+                                                   "surrogateescape"):
+            raise ArchiveError(f"{label}: its local header names another file")
+        if info.header_offset < end:
+            raise ArchiveError(f"{label} overlaps member {show(previous)} (possible zip bomb)")
+        end = info.header_offset + _LOCAL.size + name_len + extra_len + info.compress_size
+        previous = info.filename
 
 
 def _check_zip_member(name: str, info: zipfile.ZipInfo, limits: Limits) -> None:

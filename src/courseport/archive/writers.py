@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .errors import ArchiveError, show
-from .fsutil import fsync_dir, remove
+from .fsutil import TMP_SUFFIX, fsync_dir, remove
 from .manifest import MANIFEST_NAME, Manifest
 from .names import check_member_name
-from .partial_dir import TMP_SUFFIX, DirectoryPartial
-from .partial_zip import Partial, ZipPartial
+from .partial_dir import DirectoryPartial
+from .partial import Partial
+from .partial_zip import ZipPartial
 from .streams import BackgroundWriter
 
 

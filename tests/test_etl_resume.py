@@ -1,0 +1,382 @@
+"""``--resume`` after an interrupted ``download`` or ``upload`` (spec §6.3, §6.6).
+
+A real ``courseport`` process is SIGKILLed in the middle of a kind. To stop
+it at a known place without any hook in courseport itself, the child runs
+``courseport.cli.main`` behind a small wrapper that pauses (and says so in a
+marker file) when a chosen kind asks for a chosen page or batch; the test
+waits for the marker, then kills. The same command with ``--resume`` must
+then finish with exactly what a clean run gives. Interruptions by an
+exception (in this process) cover more variants cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import (
+    archive_members,
+    assert_one_line_error,
+    cli_at,
+    cli_env,
+    db_path,
+    etl,
+    kind_rows,
+    make_store_template,
+    snapshot_store,
+    without,
+)
+from courseport.courses.site import Site
+from courseport.datastore import SqliteBackend
+from courseport.etl import site as etl_site
+from courseport.etl.errors import EtlError
+from courseport.etl.verify import verify
+
+STUDENTS = 1200  # > 1000 (the local page size): Student spans two pages
+KILL_TIMEOUT = 20.0
+
+WRAPPER = r'''
+import pathlib, sys, time
+marker, where, kind, after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+argv = sys.argv[5:]
+from courseport.etl import site
+calls = {"n": 0}
+
+def pause():
+    pathlib.Path(marker).write_text("paused")
+    time.sleep(300)
+
+if where == "download":
+    original = site._LocalReading.rows_page
+    def rows_page(self, k, namespace, **kw):
+        if k == kind:
+            calls["n"] += 1
+            if calls["n"] > after:
+                pause()
+        return original(self, k, namespace, **kw)
+    site._LocalReading.rows_page = rows_page
+else:
+    # every write of rows goes through one of these (prepared rows keep a .key)
+    depth = {"n": 0}
+    def hook(name):
+        original = getattr(site.LocalSite, name)
+        def write(self, items):
+            if depth["n"] == 0 and items and items[0].key.kind == kind:
+                calls["n"] += 1
+                if calls["n"] > after:
+                    pause()
+            depth["n"] += 1
+            try:
+                return original(self, items)
+            finally:
+                depth["n"] -= 1
+        setattr(site.LocalSite, name, write)
+    hook("put")
+    hook("write_prepared")
+
+from courseport.cli import main
+sys.exit(main(argv))
+'''
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """A home whose /sample has 1200 learners (about 15,000 rows); do not modify."""
+    return make_store_template(tmp_path_factory.mktemp("resume") / "home", students=STUDENTS, seed=3)
+
+
+@pytest.fixture
+def big_home(home: Path, cohort: Path) -> Path:
+    shutil.copyfile(db_path(cohort), db_path(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def clean(cohort: Path, tmp_path_factory) -> dict[str, Path]:
+    """Clean downloads of the cohort, zip and directory."""
+    root = tmp_path_factory.mktemp("clean")
+    server = f"sqlite:///{db_path(cohort)}"
+    out = {"zip": root / "clean.zip", "directory": root / "clean_dir"}
+    etl("download", "datastore", "/sample", server, "--archive_path", out["zip"])
+    etl("download", "datastore", "/sample", server, "--archive_path", out["directory"], "--archive_type", "directory")
+    return out
+
+
+def _kill_midway(home: Path, where: str, kind: str, after: int, argv: list) -> None:
+    """Run ``courseport ARGV`` in a child; SIGKILL it when ``kind`` reaches page/batch ``after`` + 1."""
+    wrapper = home.parent / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    marker = home.parent / "paused.marker"
+    marker.unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, str(wrapper), str(marker), where, kind, str(after), *map(str, argv)],
+                            env=cli_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + KILL_TIMEOUT
+    try:
+        while not marker.exists():
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                pytest.fail(f"the child ended (status {proc.returncode}) before reaching {kind}: {err.decode()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the child did not reach {kind} page {after + 1} in {KILL_TIMEOUT}s")
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=KILL_TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _partial_members(partial: Path) -> list[str]:
+    with zipfile.ZipFile(partial) as zf:
+        return zf.namelist()
+
+
+# --- download -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("archive_type", ["zip", "directory"])
+def test_download_killed_mid_kind_resumes(big_home: Path, clean: dict, archive_type: str) -> None:
+    archive = big_home.parent / ("out.zip" if archive_type == "zip" else "out_dir")
+    argv = ["download", "datastore", "/sample", "local", "--archive_path", archive, "--batch_size", "2",
+            "--archive_type", archive_type]
+    _kill_midway(big_home, "download", "Student", 1, argv)  # Student's first 1000 rows are out, 200 are not
+    partial = Path(f"{archive}.partial")
+    assert not archive.exists() and partial.exists()
+    if archive_type == "zip":
+        assert partial.stat().st_size > 100_000  # EventEntity and more are in
+    else:
+        done = sorted(p.name for p in (partial / "models").iterdir())
+        assert "EventEntity.json" in done and "Student.json" not in done
+    before = snapshot_store(db_path(big_home))
+    proc = cli_at(big_home, *argv, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "already in the partial archive, skipped" in proc.stderr  # finished kinds were kept, not redone
+    assert snapshot_store(db_path(big_home)) == before
+    assert verify(archive).ok, verify(archive).lines()
+    ours, reference = archive_members(archive), archive_members(clean[archive_type])  # no duplicate members
+    assert sorted(ours) == sorted(reference)
+    for name in reference:
+        assert ours[name] == reference[name], name
+    assert sorted(p.name for p in big_home.parent.iterdir() if p.name.startswith("out")) == [archive.name]
+
+
+def test_download_killed_in_the_first_kind_resumes(big_home: Path, clean: dict) -> None:
+    archive = big_home.parent / "out.zip"
+    argv = ["download", "datastore", "/sample", "local", "--archive_path", archive]
+    _kill_midway(big_home, "download", "EventEntity", 3, argv)
+    assert Path(f"{archive}.partial").exists()
+    proc = cli_at(big_home, *argv, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert archive_members(archive) == archive_members(clean["zip"])
+
+
+def test_rerun_without_resume_is_refused_then_force_starts_again(big_home: Path, clean: dict) -> None:
+    archive = big_home.parent / "out.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--datastore_types", "Student")
+    line = assert_one_line_error(cli_at(big_home, "download", "datastore", "/sample", "local",
+                                        "--archive_path", archive))
+    assert "already exists" in line
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--force_overwrite")
+    assert archive_members(archive) == archive_members(clean["zip"])
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, kind: str, after: int) -> None:
+    original = etl_site._LocalReading.rows_page
+    calls = {"n": 0}
+
+    def rows_page(self, k, namespace, **kw):
+        if k == kind:
+            calls["n"] += 1
+            if calls["n"] > after:
+                raise _Interrupt(f"interrupted in {kind}")
+        return original(self, k, namespace, **kw)
+
+    monkeypatch.setattr(etl_site._LocalReading, "rows_page", rows_page)
+
+
+@pytest.mark.parametrize("archive_type", ["zip", "directory"])
+def test_course_download_resume_has_no_duplicate_files(sample_home: Path, monkeypatch, archive_type: str) -> None:
+    archive = sample_home.parent / ("c.zip" if archive_type == "zip" else "c_dir")
+    reference = sample_home.parent / ("ref.zip" if archive_type == "zip" else "ref_dir")
+    argv = ["download", "course", "/sample", "local", "--archive_type", archive_type]
+    etl(*argv, "--archive_path", reference)
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "QuestionEntity", 0)  # the files and three kinds are done
+        with pytest.raises(_Interrupt):
+            etl(*argv, "--archive_path", archive)
+    assert not archive.exists() and Path(f"{archive}.partial").exists()
+    etl(*argv, "--archive_path", archive, "--resume")
+    assert archive_members(archive) == archive_members(reference)  # archive_members refuses duplicates
+
+
+def test_resume_with_other_types_is_refused(sample_home: Path, monkeypatch) -> None:
+    archive = sample_home.parent / "d.zip"
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "Student", 0)
+        with pytest.raises(_Interrupt):
+            etl("download", "datastore", "/sample", "local", "--archive_path", archive)
+    partial = Path(f"{archive}.partial")
+    state = partial.read_bytes()
+    with pytest.raises(EtlError, match="does not ask for"):
+        etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--resume",
+            "--datastore_types", "Student")
+    assert not archive.exists()
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--resume")
+    assert verify(archive).ok
+    assert len(state) > 0
+
+
+def test_resume_without_a_partial_starts_fresh(sample_home: Path) -> None:
+    archive = sample_home.parent / "d.zip"
+    reference = sample_home.parent / "ref.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", reference)
+    result = etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--resume")
+    assert result.resumed == []
+    assert archive_members(archive) == archive_members(reference)
+
+
+def test_resume_of_a_finished_archive_keeps_its_members(sample_home: Path) -> None:
+    archive = sample_home.parent / "d.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive)
+    first = archive_members(archive)
+    result = etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--resume")
+    assert sorted(result.resumed) == sorted(n for n in first if n.startswith("models/"))
+    again = archive_members(archive)
+    assert sorted(again) == sorted(first)
+    assert {n: d for n, d in again.items() if n != "manifest.json"} == {n: d for n, d in first.items() if n != "manifest.json"}
+    assert verify(archive).ok
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "download.py: --resume of a finished (committed) archive rewrites manifest.json without the "
+    "'rows' and 'sha256' of the kept members (they come only from the .partial.manifest sidecar, "
+    "deleted at commit, not from the archive's own manifest), so the archive loses its checksums; "
+    "Course Builder keeps the existing manifest unchanged"))
+def test_resume_of_a_finished_archive_keeps_its_manifest(sample_home: Path) -> None:
+    archive = sample_home.parent / "d.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive)
+    first = archive_members(archive)["manifest.json"]
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--resume")
+    assert archive_members(archive)["manifest.json"] == first
+
+
+# --- upload -----------------------------------------------------------------------------------------
+
+
+def _add(home: Path, prefix: str) -> None:
+    with SqliteBackend(db_path(home), create=False) as store:
+        Site(store).add_course(prefix)
+
+
+def _rows(home: Path, prefix: str, tmp: Path) -> dict[str, list[dict]]:
+    target = tmp / f"check{prefix.strip('/')}.zip"
+    etl("download", "datastore", prefix, "local", "--archive_path", target)
+    return {k: [without(r, "key") for r in rows] for k, rows in kind_rows(archive_members(target)).items()}
+
+
+def test_upload_killed_mid_kind_resumes(big_home: Path, clean: dict, tmp_path: Path) -> None:
+    _add(big_home, "/target")
+    argv = ["upload", "datastore", "/target", "local", "--archive_path", clean["zip"], "--batch_size", "3"]
+    _kill_midway(big_home, "upload", "Student", 1, argv)  # 1000 of the 1200 Student rows are in
+    with SqliteBackend(db_path(big_home), create=False) as store:
+        assert store.count("Student", "ns_target") == 1000
+        assert store.count("StudentPropertyEntity", "ns_target") == 0
+    # without --resume the rows already there are a conflict, and nothing more is written
+    before = snapshot_store(db_path(big_home))
+    line = assert_one_line_error(cli_at(big_home, *argv))
+    assert "already exists" in line
+    assert snapshot_store(db_path(big_home)) == before
+    proc = cli_at(big_home, *argv, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    expected = kind_rows(archive_members(clean["zip"]))
+    with SqliteBackend(db_path(big_home), create=False) as store:
+        for kind, rows in expected.items():
+            assert store.count(kind, "ns_target") == len(rows), kind  # each row exactly once
+    got = _rows(big_home, "/target", tmp_path)
+    for kind, rows in expected.items():
+        assert got[kind] == [without(r, "key") for r in rows], kind
+
+
+def test_upload_resume_when_everything_is_there(sample_home: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "d.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--datastore_types", "Student")
+    _add(sample_home, "/target")
+    etl("upload", "datastore", "/target", "local", "--archive_path", archive)
+    before = snapshot_store(db_path(sample_home))
+    proc = cli_at(sample_home, "upload", "datastore", "/target", "local", "--archive_path", archive, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "All 20 entities of Student already uploaded; skipping." in proc.stderr
+    assert "20 already uploaded" in proc.stdout
+    assert snapshot_store(db_path(sample_home)) == before
+
+
+def test_upload_resume_after_an_interrupted_batch(sample_home: Path, tmp_path: Path, monkeypatch) -> None:
+    archive = tmp_path / "d.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive)
+    _add(sample_home, "/target")
+    def interrupt(original):
+        def write(self, items):
+            if items and items[0].key.kind == "Student":
+                raise _Interrupt("interrupted in Student")
+            return original(self, items)
+        return write
+
+    with monkeypatch.context() as patch:
+        patch.setattr(etl_site.LocalSite, "put", interrupt(etl_site.LocalSite.put))
+        patch.setattr(etl_site.LocalSite, "write_prepared", interrupt(etl_site.LocalSite.write_prepared))
+        with pytest.raises(_Interrupt):
+            etl("upload", "datastore", "/target", "local", "--archive_path", archive)
+    with SqliteBackend(db_path(sample_home), create=False) as store:
+        assert store.count("EventEntity", "ns_target") == 179 and store.count("Student", "ns_target") == 0
+    result = etl("upload", "datastore", "/target", "local", "--archive_path", archive, "--resume")
+    assert result.rows["Student"] == 20 and result.skipped.get("EventEntity") == 179
+    assert result.rows["EventEntity"] == 0
+    assert _rows(sample_home, "/target", tmp_path) == _rows(sample_home, "/sample", tmp_path)
+
+
+# --- the same, found by polling (no wrapper) ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_download_killed_by_polling_the_partial(home: Path, tmp_path_factory) -> None:
+    """Kill a plain ``courseport download`` once its first kind is finished, found by polling."""
+    template = make_store_template(tmp_path_factory.mktemp("poll") / "home", students=3000, seed=4)
+    shutil.copyfile(db_path(template), db_path(home))
+    archive = home.parent / "out.zip"
+    reference = home.parent / "ref.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", reference)
+    sidecar = Path(f"{archive}.partial.manifest")
+    argv = [sys.executable, "-m", "courseport", "download", "datastore", "/sample", "local",
+            "--archive_path", str(archive), "--batch_size", "1"]
+    proc = subprocess.Popen(argv, env=cli_env(home), cwd=home.parent, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + KILL_TIMEOUT
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if "models/EventEntity.json" in json.loads(sidecar.read_text()):
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.001)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=KILL_TIMEOUT)
+    if proc.returncode != -signal.SIGKILL:
+        pytest.fail("the download finished before it could be killed: the poll was too slow")
+    assert not archive.exists()
+    done = cli_at(home, *argv[3:], "--resume")
+    assert done.returncode == 0, done.stderr
+    assert archive_members(archive) == archive_members(reference)
