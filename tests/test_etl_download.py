@@ -62,6 +62,10 @@ def _add_tricky_rows(db: Path) -> None:
                 "data": Text(json.dumps({"href": "http://x/?a=<1>", "city": "M\u00fcnchen"})),
             }),
             Entity(Key("LabelEntity", 7, namespace=NS), {"data": Text('{"title": "<Track> \u2603"}')}),
+            Entity(Key("RefKind", 1, namespace=NS), {
+                "ref": Key("Student", "zoe@example.com", namespace=NS),
+                "refs": [Key("EventEntity", 10**15, namespace=NS), Key("LabelEntity", 7, namespace=NS)],
+                "blob": b"\xff\x01<>", "ascii_blob": b"plain <ascii>", "day": dt.date(2020, 2, 29), "ratio": 0.5, "tags": ["a", "<b>"]}),
             *[Entity(Key("MixedKind", ident, namespace=NS), {"n": i, "when": dt.datetime(2022, 2, 2)})
               for i, ident in enumerate([300, "b", 5, "B", "a", 2**40, "\u00e9", "aa"])],
         ])
@@ -228,6 +232,19 @@ def test_exclude_types(world, tmp_path: Path) -> None:
         "--exclude_types", "EventEntity,FileDataEntity,Unknown")
     expected = sorted(set(world["kinds"]) - {"EventEntity", "FileDataEntity"})
     assert _manifest_models(archive_members(target)) == [f"models/{k}.json" for k in expected]
+
+
+def test_other_value_types(world) -> None:
+    import base64
+
+    row = kind_rows(_members(world, "datastore_zip"))["RefKind"][0]
+    app, ref = Key.from_urlsafe(row["ref"])
+    assert (app, ref.kind, ref.name, ref.namespace) == (APP_ID, "Student", "zoe@example.com", NS)
+    assert [Key.from_urlsafe(r)[1].id_or_name for r in row["refs"]] == [10**15, 7]
+    assert row["blob"] == {"type": "binary", "encoding": "base64",
+                           "content": base64.urlsafe_b64encode(b"\xff\x01<>").decode()}
+    assert row["ascii_blob"] == "plain <ascii>"  # Course Builder's quirk: ASCII bytes are a string
+    assert row["day"] == "2020-02-29" and row["ratio"] == 0.5 and row["tags"] == ["a", "<b>"]
 
 
 def test_blob_rows_are_binary_objects_or_strings(world) -> None:
@@ -402,3 +419,65 @@ def test_failed_download_leaves_nothing(world, tmp_path: Path) -> None:
             "--datastore_types", "Nope")
     assert_no_archive(target)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- more of Course Builder's checklist (spec §6.12) -------------------------------------------------
+
+
+def test_a_new_question_is_the_last_row(sample_home: Path, tmp_path: Path) -> None:
+    data = Text('{"version": "1.5", "type": 0, "question": "<p>New?</p>", "description": "new one"}')
+    with SqliteBackend(db_path(sample_home), create=False) as store:
+        key = store.put(Entity(Key("QuestionEntity", namespace=NS), {"data": data}))
+        count = store.count("QuestionEntity", NS)
+    archive = tmp_path / "c.zip"
+    etl("download", "course", "/sample", "local", "--archive_path", archive)
+    rows = kind_rows(archive_members(archive))["QuestionEntity"]
+    assert len(rows) == count
+    assert rows[-1]["key.id"] == key.id and rows[-1]["data"] == data
+
+
+def _folder_course(home: Path, tmp_path: Path, files: dict[str, bytes]) -> None:
+    from courseport.courses.rules import parse_rule
+
+    folder = tmp_path / "folder_course"
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    with SqliteBackend(db_path(home), create=False) as store:
+        site = Site(store)
+        site.save_rules(site.rules() + [parse_rule(f"course:/folder:{folder}:ns_folder")])
+
+
+def test_folder_course_files_are_whitelisted(sample_home: Path, tmp_path: Path) -> None:
+    with SqliteBackend(db_path(sample_home), create=False) as store:
+        course = Site(store).course("/sample")
+        yaml_text, course_json = course.fs.get("/course.yaml"), course.fs.get("/data/course.json")
+    _folder_course(sample_home, tmp_path, {
+        "course.yaml": yaml_text, "data/course.json": course_json,
+        "assets/css/a.css": b"a{}", "assets/lib/vendor.js": b"lib", "views/x.html": b"<x>",
+        "modules/m.py": b"m", "assets/img/i.png": b"\x89PNG",
+    })
+    archive = tmp_path / "folder.zip"
+    result = etl("download", "course", "/folder", "local", "--archive_path", archive)
+    members = archive_members(archive)
+    assert sorted(n for n in members if n.startswith("files/")) == [
+        "files/assets/css/a.css", "files/assets/img/i.png", "files/course.yaml", "files/data/course.json"]
+    assert result.files == 4
+    assert all(e["is_draft"] is False for e in json.loads(members["manifest.json"])["entities"])
+    assert members["files/assets/img/i.png"] == b"\x89PNG"
+
+
+def test_model_1_2_course_is_refused(sample_home: Path, tmp_path: Path) -> None:
+    from courseport.etl.errors import EtlError
+
+    _folder_course(sample_home, tmp_path, {"course.yaml": b"course:\n  title: Old\n",
+                                           "data/unit.csv": b"id,type,unit_id,title,release_date,now_available\n",
+                                           "data/lesson.csv": b"unit_id,unit_title,lesson_id,lesson_title\n"})
+    archive = tmp_path / "old.zip"
+    with pytest.raises(EtlError, match="earlier than 1.3.0"):
+        etl("download", "course", "/folder", "local", "--archive_path", archive)
+    assert_no_archive(archive)
+    # and a folder course cannot be uploaded into
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--datastore_types", "Student")
+    with pytest.raises(EtlError, match="read-only folder course"):
+        etl("upload", "datastore", "/folder", "local", "--archive_path", archive)

@@ -36,53 +36,32 @@ from conftest import (
     without,
 )
 from courseport.courses.site import Site
-from courseport.datastore import SqliteBackend
-from courseport.etl import site as etl_site
+from courseport.datastore import Entity, Key, SqliteBackend
+from courseport.etl.progress import Progress
 from courseport.etl.errors import EtlError
 from courseport.etl.verify import verify
 
-STUDENTS = 1200  # > 1000 (the local page size): Student spans two pages
+STUDENTS = 800  # about 7,500 EventEntity rows: several pages and batches however large they get
+FIRST_KIND = "AnnouncementEntity"  # a small kind sorted before EventEntity: the kill comes after it
 KILL_TIMEOUT = 20.0
 
 WRAPPER = r'''
 import pathlib, sys, time
-marker, where, kind, after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-argv = sys.argv[5:]
-from courseport.etl import site
+marker, kind, after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+argv = sys.argv[4:]
+# etl reports each kind's progress after every page (download) or batch (upload)
+# it has written: pause there once the kind has done `after` of them
+from courseport.etl.progress import Progress
 calls = {"n": 0}
-
-def pause():
-    pathlib.Path(marker).write_text("paused")
-    time.sleep(300)
-
-if where == "download":
-    original = site._LocalReading.rows_page
-    def rows_page(self, k, namespace, **kw):
-        if k == kind:
-            calls["n"] += 1
-            if calls["n"] > after:
-                pause()
-        return original(self, k, namespace, **kw)
-    site._LocalReading.rows_page = rows_page
-else:
-    # every write of rows goes through one of these (prepared rows keep a .key)
-    depth = {"n": 0}
-    def hook(name):
-        original = getattr(site.LocalSite, name)
-        def write(self, items):
-            if depth["n"] == 0 and items and items[0].key.kind == kind:
-                calls["n"] += 1
-                if calls["n"] > after:
-                    pause()
-            depth["n"] += 1
-            try:
-                return original(self, items)
-            finally:
-                depth["n"] -= 1
-        setattr(site.LocalSite, name, write)
-    hook("put")
-    hook("write_prepared")
-
+original = Progress.advance
+def advance(self, count):
+    original(self, count)
+    if self.label == kind:
+        calls["n"] += 1
+        if calls["n"] >= after:
+            pathlib.Path(marker).write_text("paused")
+            time.sleep(300)
+Progress.advance = advance
 from courseport.cli import main
 sys.exit(main(argv))
 '''
@@ -90,8 +69,12 @@ sys.exit(main(argv))
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
-    """A home whose /sample has 1200 learners (about 15,000 rows); do not modify."""
-    return make_store_template(tmp_path_factory.mktemp("resume") / "home", students=STUDENTS, seed=3)
+    """A home whose /sample has 800 learners (about 10,000 rows); do not modify."""
+    home = make_store_template(tmp_path_factory.mktemp("resume") / "home", students=STUDENTS, seed=3)
+    with SqliteBackend(db_path(home), create=False) as store:
+        store.put_multi([Entity(Key(FIRST_KIND, i, namespace="ns_sample"), {"text": f"news {i}"})
+                         for i in (1, 2, 3)])
+    return home
 
 
 @pytest.fixture
@@ -111,13 +94,13 @@ def clean(cohort: Path, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _kill_midway(home: Path, where: str, kind: str, after: int, argv: list) -> None:
-    """Run ``courseport ARGV`` in a child; SIGKILL it when ``kind`` reaches page/batch ``after`` + 1."""
+def _kill_midway(home: Path, kind: str, after: int, argv: list) -> None:
+    """Run ``courseport ARGV`` in a child; SIGKILL it once ``kind`` has written ``after`` pages/batches."""
     wrapper = home.parent / "wrapper.py"
     wrapper.write_text(WRAPPER)
     marker = home.parent / "paused.marker"
     marker.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, str(wrapper), str(marker), where, kind, str(after), *map(str, argv)],
+    proc = subprocess.Popen([sys.executable, str(wrapper), str(marker), kind, str(after), *map(str, argv)],
                             env=cli_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + KILL_TIMEOUT
     try:
@@ -126,7 +109,7 @@ def _kill_midway(home: Path, where: str, kind: str, after: int, argv: list) -> N
                 out, err = proc.communicate()
                 pytest.fail(f"the child ended (status {proc.returncode}) before reaching {kind}: {err.decode()}")
             if time.monotonic() > deadline:
-                pytest.fail(f"the child did not reach {kind} page {after + 1} in {KILL_TIMEOUT}s")
+                pytest.fail(f"the child did not get through {after} pages of {kind} in {KILL_TIMEOUT}s")
             time.sleep(0.005)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -147,18 +130,20 @@ def test_download_killed_mid_kind_resumes(big_home: Path, clean: dict, archive_t
     archive = big_home.parent / ("out.zip" if archive_type == "zip" else "out_dir")
     argv = ["download", "datastore", "/sample", "local", "--archive_path", archive, "--batch_size", "2",
             "--archive_type", archive_type]
-    _kill_midway(big_home, "download", "Student", 1, argv)  # Student's first 1000 rows are out, 200 are not
+    _kill_midway(big_home, "EventEntity", 1, argv)  # the first page of events is out, the rest is not
     partial = Path(f"{archive}.partial")
     assert not archive.exists() and partial.exists()
     if archive_type == "zip":
         assert partial.stat().st_size > 100_000  # EventEntity and more are in
     else:
         done = sorted(p.name for p in (partial / "models").iterdir())
-        assert "EventEntity.json" in done and "Student.json" not in done
+        assert f"{FIRST_KIND}.json" in done and "EventEntity.json" not in done
     before = snapshot_store(db_path(big_home))
     proc = cli_at(big_home, *argv, "--resume")
     assert proc.returncode == 0, proc.stderr
-    assert "already in the partial archive, skipped" in proc.stderr  # finished kinds were kept, not redone
+    # finished kinds were kept, not redone; the one killed midway was written again
+    assert f"models/{FIRST_KIND}.json: already in the partial archive, skipped" in proc.stderr
+    assert "models/EventEntity.json: already in the partial archive" not in proc.stderr
     assert snapshot_store(db_path(big_home)) == before
     assert verify(archive).ok, verify(archive).lines()
     ours, reference = archive_members(archive), archive_members(clean[archive_type])  # no duplicate members
@@ -170,12 +155,16 @@ def test_download_killed_mid_kind_resumes(big_home: Path, clean: dict, archive_t
 
 def test_download_killed_in_the_first_kind_resumes(big_home: Path, clean: dict) -> None:
     archive = big_home.parent / "out.zip"
-    argv = ["download", "datastore", "/sample", "local", "--archive_path", archive]
-    _kill_midway(big_home, "download", "EventEntity", 3, argv)
+    argv = ["download", "datastore", "/sample", "local", "--archive_path", archive, "--exclude_types", FIRST_KIND]
+    _kill_midway(big_home, "EventEntity", 2, argv)
     assert Path(f"{archive}.partial").exists()
     proc = cli_at(big_home, *argv, "--resume")
     assert proc.returncode == 0, proc.stderr
-    assert archive_members(archive) == archive_members(clean["zip"])
+    ours, reference = archive_members(archive), archive_members(clean["zip"])
+    assert sorted(ours) == sorted(set(reference) - {f"models/{FIRST_KIND}.json"})
+    for name in ours:
+        if name != "manifest.json":
+            assert ours[name] == reference[name], name
 
 
 def test_rerun_without_resume_is_refused_then_force_starts_again(big_home: Path, clean: dict) -> None:
@@ -193,17 +182,18 @@ class _Interrupt(Exception):
 
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, kind: str, after: int) -> None:
-    original = etl_site._LocalReading.rows_page
+    """Raise once ``kind`` has written ``after`` pages (download) or batches (upload)."""
+    original = Progress.advance
     calls = {"n": 0}
 
-    def rows_page(self, k, namespace, **kw):
-        if k == kind:
+    def advance(self, count):
+        original(self, count)
+        if self.label == kind:
             calls["n"] += 1
-            if calls["n"] > after:
+            if calls["n"] >= after:
                 raise _Interrupt(f"interrupted in {kind}")
-        return original(self, k, namespace, **kw)
 
-    monkeypatch.setattr(etl_site._LocalReading, "rows_page", rows_page)
+    monkeypatch.setattr(Progress, "advance", advance)
 
 
 @pytest.mark.parametrize("archive_type", ["zip", "directory"])
@@ -213,18 +203,22 @@ def test_course_download_resume_has_no_duplicate_files(sample_home: Path, monkey
     argv = ["download", "course", "/sample", "local", "--archive_type", archive_type]
     etl(*argv, "--archive_path", reference)
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, "QuestionEntity", 0)  # the files and three kinds are done
+        _interrupt_at(patch, "QuestionEntity", 1)  # the files and three kinds are done
         with pytest.raises(_Interrupt):
             etl(*argv, "--archive_path", archive)
     assert not archive.exists() and Path(f"{archive}.partial").exists()
     etl(*argv, "--archive_path", archive, "--resume")
     assert archive_members(archive) == archive_members(reference)  # archive_members refuses duplicates
+    # and the resumed archive uploads into a new course
+    _add(sample_home, "/copy")
+    result = etl("upload", "course", "/copy", "local", "--archive_path", archive)
+    assert result.rows["QuestionEntity"] == 5
 
 
 def test_resume_with_other_types_is_refused(sample_home: Path, monkeypatch) -> None:
     archive = sample_home.parent / "d.zip"
     with monkeypatch.context() as patch:
-        _interrupt_at(patch, "Student", 0)
+        _interrupt_at(patch, "Student", 1)
         with pytest.raises(_Interrupt):
             etl("download", "datastore", "/sample", "local", "--archive_path", archive)
     partial = Path(f"{archive}.partial")
@@ -289,10 +283,12 @@ def _rows(home: Path, prefix: str, tmp: Path) -> dict[str, list[dict]]:
 def test_upload_killed_mid_kind_resumes(big_home: Path, clean: dict, tmp_path: Path) -> None:
     _add(big_home, "/target")
     argv = ["upload", "datastore", "/target", "local", "--archive_path", clean["zip"], "--batch_size", "3"]
-    _kill_midway(big_home, "upload", "Student", 1, argv)  # 1000 of the 1200 Student rows are in
+    _kill_midway(big_home, "EventEntity", 1, argv)  # one batch of events is in
+    total = len(kind_rows(archive_members(clean["zip"]))["EventEntity"])
     with SqliteBackend(db_path(big_home), create=False) as store:
-        assert store.count("Student", "ns_target") == 1000
-        assert store.count("StudentPropertyEntity", "ns_target") == 0
+        assert store.count(FIRST_KIND, "ns_target") == 3
+        assert 0 < store.count("EventEntity", "ns_target") < total, "not killed in the middle of EventEntity"
+        assert store.count("Student", "ns_target") == 0
     # without --resume the rows already there are a conflict, and nothing more is written
     before = snapshot_store(db_path(big_home))
     line = assert_one_line_error(cli_at(big_home, *argv))
@@ -326,23 +322,16 @@ def test_upload_resume_after_an_interrupted_batch(sample_home: Path, tmp_path: P
     archive = tmp_path / "d.zip"
     etl("download", "datastore", "/sample", "local", "--archive_path", archive)
     _add(sample_home, "/target")
-    def interrupt(original):
-        def write(self, items):
-            if items and items[0].key.kind == "Student":
-                raise _Interrupt("interrupted in Student")
-            return original(self, items)
-        return write
-
     with monkeypatch.context() as patch:
-        patch.setattr(etl_site.LocalSite, "put", interrupt(etl_site.LocalSite.put))
-        patch.setattr(etl_site.LocalSite, "write_prepared", interrupt(etl_site.LocalSite.write_prepared))
+        _interrupt_at(patch, "Student", 1)  # Student's one batch is in, the kinds after it are not
         with pytest.raises(_Interrupt):
             etl("upload", "datastore", "/target", "local", "--archive_path", archive)
     with SqliteBackend(db_path(sample_home), create=False) as store:
-        assert store.count("EventEntity", "ns_target") == 179 and store.count("Student", "ns_target") == 0
+        assert store.count("EventEntity", "ns_target") == 179 and store.count("Student", "ns_target") == 20
+        assert store.count("StudentPropertyEntity", "ns_target") == 0
     result = etl("upload", "datastore", "/target", "local", "--archive_path", archive, "--resume")
-    assert result.rows["Student"] == 20 and result.skipped.get("EventEntity") == 179
-    assert result.rows["EventEntity"] == 0
+    assert result.rows["StudentPropertyEntity"] == 20 and result.rows["Student"] == 0
+    assert result.skipped.get("EventEntity") == 179 and result.skipped.get("Student") == 20
     assert _rows(sample_home, "/target", tmp_path) == _rows(sample_home, "/sample", tmp_path)
 
 

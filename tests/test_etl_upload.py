@@ -269,3 +269,50 @@ def test_upload_into_unknown_course_writes_nothing(sample_home: Path, datastore_
                                         "--archive_path", datastore_archive))
     assert "'/nowhere'" in line
     assert snapshot_store(db_path(sample_home)) == before
+
+
+def test_large_course_file_is_sharded_and_round_trips(sample_home: Path, tmp_path: Path) -> None:
+    big = bytes(range(256)) * (2_600_000 // 256)  # about 2.6 MB: three 1 MB shards
+    with _site(sample_home) as store:
+        Site(store).course("/sample").fs.put("/assets/big.bin", big)
+    archive = tmp_path / "c.zip"
+    etl("download", "course", "/sample", "local", "--archive_path", archive)
+    assert archive_members(archive)["files/assets/big.bin"] == big
+    _add_course(sample_home, "/copy")
+    etl("upload", "course", "/copy", "local", "--archive_path", archive)
+    with _site(sample_home) as store:
+        assert Site(store).course("/copy").fs.get("/assets/big.bin") == big
+        shards = [k.name for k in store.query("FileDataEntity", "ns_copy", keys_only=True)
+                  if k.name.startswith("/assets/big.bin")]
+    assert sorted(shards) == ["/assets/big.bin", "/assets/big.bin:shard:0", "/assets/big.bin:shard:1"]
+
+
+def test_resume_skips_rows_that_are_there(sample_home: Path, tmp_path: Path) -> None:
+    rows = [{"key.name": f"u{i}", "key.id": None, "user_id": f"u{i}", "email": f"u{i}@x.y", "key": ""}
+            for i in (1, 2)]
+    archive = write_zip(tmp_path / "two.zip", {"manifest.json": manifest_for(["models/Student.json"]),
+                                               "models/Student.json": rows_member(rows)})
+    one = write_zip(tmp_path / "one.zip", {"manifest.json": manifest_for(["models/Student.json"]),
+                                           "models/Student.json": rows_member(rows[1:])})
+    _add_course(sample_home, "/copy")
+    etl("upload", "datastore", "/copy", "local", "--archive_path", one)
+    with pytest.raises(EtlError, match="with key 'u2' already exists"):
+        etl("upload", "datastore", "/copy", "local", "--archive_path", archive)
+    result = etl("upload", "datastore", "/copy", "local", "--archive_path", archive, "--resume")
+    assert result.rows == {"Student": 1} and result.skipped == {"Student": 1}
+    with _site(sample_home) as store:
+        assert [s["email"] for s in store.query("Student", "ns_copy")] == ["u1@x.y", "u2@x.y"]
+    again = etl("upload", "datastore", "/copy", "local", "--archive_path", archive, "--resume")
+    assert again.rows == {"Student": 0} and again.skipped == {"Student": 2}
+
+
+def test_upload_keeps_parent_paths(sample_home: Path, tmp_path: Path) -> None:
+    with _site(sample_home) as store:
+        store.put(Entity(Key("Parent", 7, "Child", "c", namespace="ns_sample"), {"v": 1}))
+    archive = tmp_path / "child.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive, "--datastore_types", "Child")
+    _add_course(sample_home, "/copy")
+    etl("upload", "datastore", "/copy", "local", "--archive_path", archive)
+    with _site(sample_home) as store:
+        assert store.get(Key("Parent", 7, "Child", "c", namespace="ns_copy")) == \
+            Entity(Key("Parent", 7, "Child", "c", namespace="ns_copy"), {"v": 1})

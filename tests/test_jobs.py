@@ -220,6 +220,14 @@ def test_flatten() -> None:
     assert flatten({"data": "{not json", "n": None}) == {"data": "{not json", "n": ""}
 
 
+def test_flatten_tolerates_trailing_commas() -> None:
+    """Course Builder's CsvGenerator parsed JSON-in-string leniently (spec §6.12)."""
+    assert flatten({"data": '{"a": 1, "b": {"c": [1, 2,],},}'}) == {"data_a": "1", "data_b_c": "[1, 2]"}
+    # commas inside strings are data, not trailing commas
+    assert flatten({"data": '{"a": "x,}", "b": "y ,]",}'}) == {"data_a": "x,}", "data_b": "y ,]"}
+    assert flatten({"data": "{still, not json,}"}) == {"data": "{still, not json,}"}
+
+
 # --- a job of one's own ------------------------------------------------------------------------------
 
 
@@ -294,3 +302,43 @@ def test_user_defined_local_job_needs_no_store(home: Path, job_module: Path) -> 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "local job ran\n"
     assert not db_path(home).exists()
+
+
+@pytest.mark.parametrize("source,phrase", [
+    ("def broken(:\n", "invalid syntax"),
+    ("raise RuntimeError('no config here')\n", "RuntimeError: no config here"),
+    ("import a_module_that_is_not_installed\n", "No module named 'a_module_that_is_not_installed'"),
+], ids=["syntax-error", "raises-on-import", "missing-dependency"])
+def test_job_module_that_fails_to_import(home: Path, tmp_path: Path, monkeypatch, source: str,
+                                         phrase: str) -> None:
+    name = f"failing_job_{abs(hash(source)) % 10**8}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(EtlError) as err:
+        _run(f"{name}.Job", "/sample", "local", "--disable_remote")
+    message = str(err.value)
+    assert message.startswith(f"cannot import job module '{name}'") and phrase in message
+    assert "\n" not in message
+
+
+def test_cli_job_module_with_a_syntax_error(home: Path, job_module: Path) -> None:
+    (job_module / "typo.py").write_text("class Oops(:\n    pass\n")
+    line = assert_one_line_error(cli_at(home, "run", "typo.Oops", "/sample", "local", "--disable_remote",
+                                        extra_env=_env(job_module)))
+    assert "cannot import job module 'typo'" in line and "typo.py, line 1" in line
+
+
+def test_write_student_emails_failing_midway_leaves_no_file(sample_home: Path, tmp_path: Path, monkeypatch) -> None:
+    original = SqliteBackend.query
+
+    def failing_query(self, kind, namespace="", **kw):
+        for number, item in enumerate(original(self, kind, namespace, **kw)):
+            if number == 5:
+                raise OSError("disk went away")
+            yield item
+
+    monkeypatch.setattr(SqliteBackend, "query", failing_query)
+    out = tmp_path / "emails.txt"
+    with pytest.raises(OSError, match="disk went away"):
+        _run(f"{EXAMPLES}.WriteStudentEmailsToFile", "/sample", "local", "--job_args", str(out))
+    assert not out.exists() and not (tmp_path / "emails.txt.partial").exists()

@@ -32,6 +32,10 @@ class BackgroundWriter(io.BufferedIOBase):
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        #: sha256 of the member's bytes, computed where they are written
+        #: (on the worker thread, off the caller's); complete after ``finish``
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
 
     def writable(self) -> bool:
         return True
@@ -65,7 +69,7 @@ class BackgroundWriter(io.BufferedIOBase):
         self._pending = []
         self._size = 0
         if self._thread is None and not self._threaded:
-            self._target.write(chunk)
+            self._write_through(chunk)
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="archive-writer",
@@ -80,9 +84,14 @@ class BackgroundWriter(io.BufferedIOBase):
                 return
             if self._error is None:  # after an error keep draining, so put() never blocks
                 try:
-                    self._target.write(chunk)
+                    self._write_through(chunk)
                 except BaseException as err:  # noqa: BLE001 - handed to the caller
                     self._error = err
+
+    def _write_through(self, chunk: bytes) -> None:
+        self.sha256.update(chunk)
+        self.bytes += len(chunk)
+        self._target.write(chunk)
 
     def _stop(self) -> None:
         if self._thread is not None:

@@ -294,7 +294,7 @@ class KeyStringEncoder:
             raw = ident.encode("utf-8")
             element = head + b"\x22" + _varint(len(raw)) + raw + b"\x0c"
         data = self._app + b"\x72" + _varint(len(element)) + element + tail
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+        return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 class _Reader:
@@ -411,6 +411,7 @@ def reference_is_root(text: str) -> bool:
 
 
 _FROM_URLSAFE = str.maketrans("-_", "+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def decode_reference(text: str) -> tuple[str, tuple[tuple[str, IdOrName | None], ...], str]:

@@ -86,13 +86,39 @@ def _check_storable(key: Key) -> None:
             raise ValueError(f"{key!r}: kinds and key names may not contain NUL")
 
 
-def encode_entities(entities: Sequence[Entity]) -> list[RawRow]:
-    """Entities as the rows this store keeps (pure: runs in any process)."""
+#: a row ready to write: (namespace, kind, sort key or None, parent path of an
+#: incomplete key or None, explicit id or None, properties JSON, signature JSON)
+Prepared = tuple
+
+_SIGNATURE_TEXTS: dict[str, str] = {}
+
+
+def _signature_text_cached(signature: dict[str, Any]) -> str:
+    if not signature:
+        return ""
+    shape = repr(signature)
+    text = _SIGNATURE_TEXTS.get(shape)
+    if text is None:
+        text = signature_text(signature)
+        if len(_SIGNATURE_TEXTS) < 10_000:
+            _SIGNATURE_TEXTS[shape] = text
+    return text
+
+
+def prepare_row(key: Key, data: str, signature: dict[str, Any]) -> Prepared:
+    _check_storable(key)
+    sig = _signature_text_cached(signature)
+    if key.is_complete:
+        return (key.namespace, key.kind, key.sort_key(), None, key.id, data, sig)
+    return (key.namespace, key.kind, None, key.path[:-1], None, data, sig)
+
+
+def encode_entities(entities: Sequence[Entity]) -> list[Prepared]:
+    """Entities as rows ready to write (pure, and cheap to pickle: runs in any process)."""
     rows = []
     for entity in entities:
-        _check_storable(entity.key)
         data, signature = encode_properties(entity, _key_to_json)
-        rows.append(RawRow(entity.key, dumps(data), signature))
+        rows.append(prepare_row(entity.key, dumps(data), signature))
     return rows
 
 
@@ -369,54 +395,59 @@ class SqliteBackend(_SqliteReader, Backend):
     prepare = staticmethod(encode_entities)
 
     def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
-        rows = encode_entities(entities)
-        keys = self.put_raw_multi(rows)
-        for entity, key in zip(entities, keys):
-            entity.key = key
-        return keys
+        for index, ident in self._write_rows(encode_entities(entities)):
+            entities[index].key = entities[index].key.with_id(ident)
+        return [entity.key for entity in entities]
 
-    def prepare_encoded(self, rows: Sequence[Any]) -> list[RawRow]:
-        return [RawRow(row.key, dumps(row.props), row.signature) for row in rows]
+    def prepare_encoded(self, rows: Sequence[Any]) -> list[Prepared]:
+        return [prepare_row(row.key, dumps(row.props), row.signature) for row in rows]
 
-    def write_prepared(self, prepared: Sequence[RawRow]) -> list[Key]:
-        return self.put_raw_multi(prepared)
+    def write_prepared(self, prepared: Sequence[Prepared]) -> None:
+        self._write_rows(prepared)
 
     def put_raw_multi(self, rows: Sequence[RawRow]) -> list[Key]:
         """Write already-encoded rows; incomplete keys get ids (set on the rows)."""
+        for index, ident in self._write_rows([prepare_row(r.key, r.data, r.signature) for r in rows]):
+            rows[index].key = rows[index].key.with_id(ident)
+        return [row.key for row in rows]
+
+    def _write_rows(self, rows: Sequence[Prepared]) -> list[tuple[int, int]]:
+        """Write prepared rows; returns (index, id) of each row given a new id."""
         if not rows:
             return []
-        intern = self._signatures.intern
+        intern = self._signatures.intern_text
+        allocated: list[tuple[int, int]] = []
         with self._write() as conn:
             # reserve the batch's explicit ids first, so that its incomplete
             # keys cannot be given one of them (and overwrite that entity)
             top_ids: dict[tuple[str, str], int] = {}
-            for row in rows:
-                ident = row.key.id
+            pending: dict[tuple[str, str], list[int]] = {}
+            for index, row in enumerate(rows):
+                ident = row[4]
                 if ident is not None:
-                    slot = (row.key.namespace, row.key.kind)
+                    slot = (row[0], row[1])
                     if ident > top_ids.get(slot, 0):
                         top_ids[slot] = ident
+                elif row[2] is None:
+                    pending.setdefault((row[0], row[1]), []).append(index)
             self._reserve(conn, top_ids)
-            self._complete_keys(conn, rows)
-            params = []
-            for row in rows:
-                key = row.key
-                params.append((key.namespace, key.kind, key.sort_key(), row.data, intern(conn, row.signature)))
+            pkeys: dict[int, bytes] = {}
+            for (namespace, kind), indexes in pending.items():
+                first = self._take_ids(conn, namespace, kind, len(indexes))
+                for offset, index in enumerate(indexes):
+                    ident = first + offset
+                    pkeys[index] = encode_sort_path(rows[index][3] + ((kind, ident),))
+                    allocated.append((index, ident))
+            params = [
+                (row[0], row[1], row[2] if row[2] is not None else pkeys[index], row[5],
+                 intern(conn, row[6]) if row[6] else 0)
+                for index, row in enumerate(rows)
+            ]
             conn.executemany(
                 "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
                 params,
             )
-        return [row.key for row in rows]
-
-    def _complete_keys(self, conn: sqlite3.Connection, rows: Sequence[RawRow]) -> None:
-        pending: dict[tuple[str, str], list[RawRow]] = {}
-        for row in rows:
-            if not row.key.is_complete:
-                pending.setdefault((row.key.namespace, row.key.kind), []).append(row)
-        for (namespace, kind), group in pending.items():
-            first = self._take_ids(conn, namespace, kind, len(group))
-            for offset, row in enumerate(group):
-                row.key = row.key.with_id(first + offset)
+        return allocated
 
     @staticmethod
     def _take_ids(conn: sqlite3.Connection, namespace: str, kind: str, count: int) -> int:

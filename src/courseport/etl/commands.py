@@ -7,10 +7,13 @@ import sys
 import time
 from typing import Sequence
 
+from ..models import SchemaError
 from .args import EtlArgs, parse_args
 from .delete import delete
 from .download import download
+from .errors import EtlError
 from .open import open_site
+from .rows import RowError
 from .upload import upload
 
 log = logging.getLogger("courseport.etl")
@@ -28,6 +31,15 @@ def configure_logging(level: str) -> None:
 
 
 def run_mode(args: EtlArgs) -> int:
+    try:
+        return _run_mode(args)
+    except (SchemaError, RowError) as exc:
+        # data the kind's rules cannot handle (e.g. a key a privacy rule cannot hash):
+        # the user's problem, reported in one line like every other
+        raise EtlError(str(exc)) from None
+
+
+def _run_mode(args: EtlArgs) -> int:
     site = open_site(args)
     started = time.perf_counter()
     try:

@@ -10,13 +10,11 @@ are kept, the rest is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from ..archive import ArchiveWriter, Manifest, ManifestEntry, RowsWriter
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
@@ -28,7 +26,7 @@ from .site import CourseInfo, EtlSite, Reading
 log = logging.getLogger("courseport.etl")
 
 #: the embedded store has no round trip to save: read at least this many rows a page
-LOCAL_MIN_BATCH = 1000
+LOCAL_MIN_BATCH = 2000
 _MIN_VERSION = "1.3"
 _STATIC_ONLY = ("/course.yaml", "/data/course.json")
 
@@ -43,21 +41,6 @@ class DownloadResult:
     @property
     def entities(self) -> int:
         return sum(self.rows.values())
-
-
-class _HashingStream:
-    """Counts and hashes what passes through to the member stream."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.sha = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        return self.stream.write(data)
-
-    def flush(self) -> None:
-        self.stream.flush()
 
 
 def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]:
@@ -189,8 +172,7 @@ def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: 
     bar = Progress(kind, reading.count(kind, course.namespace), enabled=progress)
     member = _member(kind)
     with writer.open_member(member) as stream:
-        hashing = _HashingStream(stream)
-        rows = RowsWriter(hashing, member)
+        rows = RowsWriter(stream, member)
         cursor = None
         while True:
             page = reading.rows_page(kind, course.namespace, batch_size=batch, cursor=cursor, secret=secret)
@@ -206,4 +188,4 @@ def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: 
         rows.close()
     elapsed = bar.finish()
     log.debug("%s: %d rows in %.2fs", kind, rows.rows, elapsed)
-    return rows.rows, hashing.sha.hexdigest()
+    return rows.rows, stream.sha256.hexdigest()

@@ -12,6 +12,7 @@ privacy download decodes, applies the kind's privacy rules and encodes.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -67,15 +68,23 @@ class RowEncoder:
         return self._splice(key, dumps(data))
 
     def raw(self, raw: RawRow, decode: Callable[[RawRow], Entity]) -> str:
-        """A stored row; spliced without decoding when nothing needs changing."""
+        """A stored row; spliced without decoding types when no key values need changing."""
+        cached = self._plain.get(id(raw.signature))
+        if cached is None:
+            cached = self._plain[id(raw.signature)] = (raw.signature, not _has_keys(raw.signature))
+        if not cached[1]:
+            entity = decode(raw)
+            return self.row(entity.key, entity)
         if self.transform is None:
-            cached = self._plain.get(id(raw.signature))
-            if cached is None:
-                cached = self._plain[id(raw.signature)] = (raw.signature, not _has_keys(raw.signature))
-            if cached[1]:
-                return self._splice(raw.key, raw.data)
-        entity = decode(raw)
-        return self.row(entity.key, entity)
+            return self._splice(raw.key, raw.data)
+        # privacy rules only drop, hash and add members: they apply to the
+        # JSON form as well as to typed values
+        assert self.schema is not None
+        key, props = export_private(self.schema, raw.key, json.loads(raw.data), self.transform)
+        added = props.get("key_by_user_id")  # the one Key a JSON-form export gains
+        if isinstance(added, Key):
+            props["key_by_user_id"] = self._key_string(added)
+        return self._splice(key, dumps(props))
 
     def _splice(self, key: Key, data: str) -> str:
         body = data[1:-1]

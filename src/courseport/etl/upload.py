@@ -26,7 +26,7 @@ from ..courses.coursejson import load_course_json
 from ..courses.settings import load_course_yaml
 from ..courses.vfs import MAX_FILE_SIZE, normalize_path
 from ..datastore import Entity, Key, batched
-from ..models import COURSE_KINDS, VFS_KINDS
+from ..models import COURSE_KINDS, VFS_KINDS, is_internal_kind
 from .args import EtlArgs
 from .download import LOCAL_MIN_BATCH
 from .errors import EtlError, check_app_id
@@ -72,6 +72,13 @@ def plan_upload_kinds(args: EtlArgs, manifest: Manifest, present: set[str]) -> l
         in_archive = [kind for kind in in_archive if kind in COURSE_KINDS]
     if not in_archive:
         raise EtlError(f"No entity types to upload found in {args.archive_path}")
+    internal = [kind for kind in in_archive if is_internal_kind(kind)]
+    if internal:
+        # App Engine's metadata kinds: rows put there would be invisible to download and delete
+        raise EtlError(
+            f"models/{internal[0]}.json: {internal[0]} is a reserved kind name (__name__): "
+            "refusing to upload into it"
+        )
     if args.datastore_types:
         unknown = sorted(set(args.datastore_types) - set(in_archive))
         if unknown:
@@ -179,7 +186,12 @@ class _Upload:
             seen = 0
             plan.spill = self._stack.enter_context(tempfile.TemporaryFile(prefix="courseport-upload-"))
             for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
-                pickle.dump(self.site.prepare_rows(batch), plan.spill, pickle.HIGHEST_PROTOCOL)
+                keys = [row.key for row in batch] if self.args.resume else None
+                try:
+                    prepared = self.site.prepare_rows(batch)
+                except ValueError as exc:  # e.g. a key the store cannot hold (a NUL in its name)
+                    raise EtlError(f"{plan.member}: rows {seen + 1}-{seen + len(batch)}: {exc}") from None
+                pickle.dump((keys, prepared), plan.spill, pickle.HIGHEST_PROTOCOL)
                 if occupied:
                     keys = [e.key for e in batch]
                     for index, (key, found) in enumerate(zip(keys, self.site.exists(keys))):
@@ -223,19 +235,20 @@ class _Upload:
     def _write_kind(self, reader, course: CourseInfo, plan: _KindPlan, result: UploadResult) -> None:
         bar = Progress(plan.kind, plan.rows, enabled=self.progress)
         written = skipped = 0
-        for batch in self._staged(plan):
-            if self.args.resume and not self.args.force_overwrite:
-                found = self.site.exists([e.key for e in batch])
-                fresh = [e for e, there in zip(batch, found) if not there]
+        for keys, batch in self._staged(plan):
+            total = len(batch)
+            if keys is not None and not self.args.force_overwrite:
+                found = self.site.exists(keys)
+                fresh = [row for row, there in zip(batch, found) if not there]
                 if skipped == written == 0 and fresh:
                     log.info("Resuming upload of %s at item number %d of %d.",
-                             plan.kind, len(batch) - len(fresh), plan.rows)
-                skipped += len(batch) - len(fresh)
+                             plan.kind, total - len(fresh), plan.rows)
+                skipped += total - len(fresh)
                 batch = fresh
             if batch:
                 self.site.write_prepared(batch)
                 written += len(batch)
-            bar.advance(len(batch))
+            bar.advance(total)
         bar.finish()
         if self.args.resume and written == 0 and plan.rows:
             log.info("All %d entities of %s already uploaded; skipping.", plan.rows, plan.kind)

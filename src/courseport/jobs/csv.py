@@ -22,14 +22,29 @@ from ..archive import iter_rows, open_reader
 from .base import Job, JobError
 
 
+# a JSON string (kept as it is) or a comma before a closing bracket (dropped)
+_TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*")|,\s*(?=[}\]])')
+
+
+def _loads_lenient(text: str) -> Any:
+    """JSON, tolerating trailing commas as Course Builder's lenient reader did."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads(_TRAILING_COMMA.sub(lambda m: m.group(1) or "", text))
+
+
 def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested objects and JSON-in-string members become ``a_b_c`` columns."""
+    """Nested objects and JSON-in-string members become ``a_b_c`` columns.
+
+    A string that is not JSON (even leniently, trailing commas aside) is kept.
+    """
     out: dict[str, str] = {}
     for name, value in row.items():
         column = f"{prefix}{name}"
         if isinstance(value, str) and value[:1] in "{[":
             try:
-                value = json.loads(value)
+                value = _loads_lenient(value)
             except ValueError:
                 pass
         if isinstance(value, dict):

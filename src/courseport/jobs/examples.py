@@ -67,13 +67,17 @@ class WriteStudentEmailsToFile(CourseJob):
             raise JobError("--batch_size must be at least 1")
         count = 0
         tmp = target.with_name(target.name + ".partial")
-        with open(tmp, "w", encoding="utf-8") as out:
-            for student in self.store.query("Student", self.course.namespace, batch_size=self.args.batch_size):
-                # legacy students are keyed by email and may have none stored
-                email = student.get("email") or (student.key.name if student.key.name != student.get("user_id") else None)
-                if email:
-                    out.write(f"{email}\n")
-                    count += 1
+        try:
+            with open(tmp, "w", encoding="utf-8") as out:
+                for student in self.store.query("Student", self.course.namespace, batch_size=self.args.batch_size):
+                    # legacy students are keyed by email and may have none stored
+                    email = student.get("email") or (student.key.name if student.key.name != student.get("user_id") else None)
+                    if email:
+                        out.write(f"{email}\n")
+                        count += 1
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a failed run leaves no half-written file behind
+            raise
         tmp.replace(target)
         sys.stdout.write(f"wrote {count:,} emails to {target}\n")
         return count

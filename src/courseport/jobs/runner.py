@@ -17,6 +17,14 @@ def load_job_class(dotted: str) -> type[Job]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise EtlError(f"cannot import job module {module_name!r}: {exc}") from None
+    except SyntaxError as exc:
+        raise EtlError(
+            f"cannot import job module {module_name!r}: {exc.msg} ({exc.filename}, line {exc.lineno})"
+        ) from None
+    except Exception as exc:  # the module's own code failed while importing
+        raise EtlError(
+            f"cannot import job module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise EtlError(f"module {module_name!r} has no class {class_name!r}")

@@ -29,18 +29,21 @@ def make_transform(secret: Any | None) -> Transform:
     if secret is None:
         secret = secrets.randbits(128)
     key = str(secret).encode("utf-8")
+    # a learner's rows come together (events are written learner by learner),
+    # so a small cache, emptied when full, catches most repeats
     cache: dict[Any, str] = {}
 
     def transform(value: Any) -> str:
         try:
             return cache[value]
         except (KeyError, TypeError):
-            digest = hmac.new(key, str(value).encode("utf-8"), hashlib.sha256).hexdigest()
-            if len(cache) < 100_000:
-                try:
-                    cache[value] = digest
-                except TypeError:
-                    pass
+            digest = hmac.digest(key, str(value).encode("utf-8"), "sha256").hex()
+            if len(cache) >= 65_536:
+                cache.clear()
+            try:
+                cache[value] = digest
+            except TypeError:
+                pass
             return digest
 
     return transform
