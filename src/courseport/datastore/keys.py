@@ -376,7 +376,7 @@ def reference_is_root(text: str) -> bool:
     decodes it in full).
     """
     try:
-        data = binascii.a2b_base64((text + "=" * (-len(text) % 4)).translate(_FROM_URLSAFE))
+        data = binascii.a2b_base64(text.encode("ascii").translate(_FROM_URLSAFE) + b"=" * (-len(text) % 4))
         if data[0] != _T_APP:
             return False
         pos = 2 + data[1]
@@ -406,11 +406,11 @@ def reference_is_root(text: str) -> bool:
         else:
             return False
         return data[cursor] == _T_ELEMENT_END and cursor + 1 - start == path_len
-    except (IndexError, ValueError, TypeError, binascii.Error):
+    except (IndexError, ValueError, TypeError, binascii.Error, UnicodeEncodeError):
         return False
 
 
-_FROM_URLSAFE = str.maketrans("-_", "+/")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 

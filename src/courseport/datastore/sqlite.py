@@ -106,8 +106,17 @@ def _signature_text_cached(signature: dict[str, Any]) -> str:
 
 
 def prepare_row(key: Key, data: str, signature: dict[str, Any]) -> Prepared:
-    _check_storable(key)
     sig = _signature_text_cached(signature)
+    path = key._path
+    if len(path) == 1:  # the common root key, without the general machinery
+        kind, ident = path[0]
+        if type(ident) is int:
+            return (key._namespace, kind, kind.encode("utf-8") + b"\x00\x01" + ident.to_bytes(8, "big"),
+                    None, ident, data, sig)
+        if type(ident) is str and "\x00" not in ident and "\x00" not in kind:
+            return (key._namespace, kind, kind.encode("utf-8") + b"\x00\x02" + ident.encode("utf-8") + b"\x00",
+                    None, None, data, sig)
+    _check_storable(key)
     if key.is_complete:
         return (key.namespace, key.kind, key.sort_key(), None, key.id, data, sig)
     return (key.namespace, key.kind, None, key.path[:-1], None, data, sig)

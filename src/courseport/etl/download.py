@@ -26,7 +26,7 @@ from .site import CourseInfo, EtlSite, Reading
 log = logging.getLogger("courseport.etl")
 
 #: the embedded store has no round trip to save: read at least this many rows a page
-LOCAL_MIN_BATCH = 2000
+LOCAL_MIN_BATCH = 5000
 _MIN_VERSION = "1.3"
 _STATIC_ONLY = ("/course.yaml", "/data/course.json")
 

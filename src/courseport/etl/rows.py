@@ -25,6 +25,8 @@ from ..models import SchemaError, export_private, schema_for
 from ..models.schema import Prop, Transform, _coerce
 
 KEY_FIELDS = ("key", "key.id", "key.name")
+_KEY_FIELD_SET = frozenset(KEY_FIELDS)
+_UNTYPED = object()
 
 
 class RowError(ValueError):
@@ -122,27 +124,29 @@ _CANONICAL_DT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 _CANONICAL_DATE = re.compile(r"\d{4}-\d\d-\d\d\Z")
 
 
-def _json_typer(kind: str, prop: Prop) -> Callable[[Any], tuple[Any, str | None]] | None:
-    """Types one property's JSON value without leaving JSON: ``value -> (json, code)``.
+#: the value code (see datastore.values) of each property type that has one
+_CODES = {"text": "text", "datetime": "dt", "date": "date", "bytes": "bytes"}
+
+
+def _json_typer(kind: str, prop: Prop) -> Callable[[Any], Any] | None:
+    """Types one property's JSON value without leaving JSON.
 
     None where the value must become a Python value first (keys, lists).
     """
     if prop.repeated or prop.type == "key":
         return None
-    slow = lambda value: encode_value(_coerce(kind, prop, value), _no_keys)  # noqa: E731
-    simple = {"str": str, "int": int, "bool": bool}.get(prop.type)
+    slow = lambda value: encode_value(_coerce(kind, prop, value), _no_keys)[0]  # noqa: E731
+    simple = {"str": str, "int": int, "bool": bool, "text": str, "float": float}.get(prop.type)
     if simple is not None:
-        return lambda value: (value, None) if type(value) is simple else slow(value)
-    if prop.type == "text":
-        return lambda value: (value, "text") if type(value) is str else slow(value)
+        return lambda value: value if type(value) is simple else slow(value)
     if prop.type == "datetime":
-        return lambda value: (value, "dt") if type(value) is str and _CANONICAL_DT.match(value) else slow(value)
+        match = _CANONICAL_DT.match
+        return lambda value: value if type(value) is str and match(value) else slow(value)
     if prop.type == "date":
-        return lambda value: (value, "date") if type(value) is str and _CANONICAL_DATE.match(value) else slow(value)
-    if prop.type == "float":
-        return lambda value: (value, None) if type(value) is float else slow(value)
+        match = _CANONICAL_DATE.match
+        return lambda value: value if type(value) is str and match(value) else slow(value)
     if prop.type == "json":
-        return lambda value: (value, None)
+        return lambda value: value
     return slow  # bytes: validated and normalised by decoding
 
 
@@ -166,35 +170,36 @@ class RowDecoder:
         self.kind = kind
         self.namespace = namespace
         self.schema = schema_for(kind)
-        self._typers: dict[str, Callable[[Any], tuple[Any, str | None]] | None] = {}
+        self._typers: dict[str, Callable[[Any], Any] | None] = {}
+        self._codes: dict[str, str] = {}
         if self.schema is not None:
             for prop in self.schema.properties:
                 self._typers[prop.name] = _json_typer(kind, prop)
+                if prop.type in _CODES:
+                    self._codes[prop.name] = _CODES[prop.type]
 
     def decode_json(self, row: dict[str, Any]) -> JsonRow | Entity:
         """The row typed in its JSON form; an Entity where that cannot be done."""
         key = row_key(row, self.kind, self.namespace)
         props: dict[str, Any] = {}
         signature: dict[str, Any] = {}
-        typers = self._typers
+        typers, codes, generic = self._typers, self._codes, self.schema is None
         try:
             for name, value in row.items():
-                if name in KEY_FIELDS:
+                if name in _KEY_FIELD_SET:
                     continue
-                if value is None:
-                    props[name] = None
-                    continue
-                if name not in typers:
-                    if self.schema is None and type(value) is list:
+                typer = typers.get(name, _UNTYPED)
+                if value is None or typer is _UNTYPED:
+                    if generic and type(value) is list:
                         _check_generic({name: value})
                     props[name] = value
-                    continue
-                typer = typers[name]
-                if typer is None:
+                elif typer is None:
                     return self.decode(row)
-                props[name], code = typer(value)
-                if code is not None:
-                    signature[name] = code
+                else:
+                    props[name] = typer(value)
+                    code = codes.get(name)
+                    if code is not None:
+                        signature[name] = code
         except SchemaError as exc:
             raise RowError(str(exc)) from None
         return JsonRow(key, props, signature)

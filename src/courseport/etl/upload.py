@@ -238,7 +238,11 @@ class _Upload:
         for keys, batch in self._staged(plan):
             total = len(batch)
             if keys is not None and not self.args.force_overwrite:
-                found = self.site.exists(keys)
+                # a resumed upload rewrites the course's course.yaml rows (the new course's
+                # own blank one, or this archive's written before): a plain upload replaces the
+                # blank one too, and its two VFS rows must not be left from different files
+                found = [there and not (key.kind in VFS_KINDS and key.name == COURSE_YAML)
+                         for key, there in zip(keys, self.site.exists(keys))]
                 fresh = [row for row, there in zip(batch, found) if not there]
                 if skipped == written == 0 and fresh:
                     log.info("Resuming upload of %s at item number %d of %d.",
