@@ -235,10 +235,6 @@ def test_cli_download_to_existing_path_leaves_it_alone(sample_home: Path) -> Non
     assert not list(sample_home.parent.glob("old.zip.*"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py: an unknown mode ('courseport fetch ...') falls through to the top-level argparse "
-    "parser, which prints usage plus an error (two lines) and exits 2, not the one-line exit-1 "
-    "error etl's own parser gives"))
 def test_cli_bad_mode_is_one_line(sample_home: Path) -> None:
     archive = sample_home.parent / "out.zip"
     proc = cli_at(sample_home, "fetch", "course", "/sample", "local", "--archive_path", archive)

@@ -52,7 +52,7 @@ def test_delete_datastore_confirmed_empties_the_namespace(two_courses: Path) -> 
 
 
 @pytest.mark.parametrize("answer", ["", "\n", "no\n", "yes\n", "YES\n", "yes, delete\n", "YES,DELETE\n",
-                                    "YES, DELETE!\n", "Y\n"])
+                                    "YES, DELETE!\n", "Y\n", " YES, DELETE\n", "YES, DELETE \n"])
 def test_anything_else_aborts_and_deletes_nothing(two_courses: Path, answer: str) -> None:
     before = snapshot_store(db_path(two_courses))
     with pytest.raises(EtlError, match="Delete not confirmed"):
@@ -113,3 +113,18 @@ def test_delete_unknown_course(two_courses: Path) -> None:
     proc = cli_at(two_courses, "delete", "course", "/nope", "local", input="YES, DELETE\n")
     assert "'/nope'" in assert_error_line(proc)
     assert snapshot_store(db_path(two_courses)) == before
+
+
+def test_deleting_a_default_namespace_course_keeps_the_site_settings(sample_home: Path) -> None:
+    """The course list lives in the default namespace too; deleting such a course keeps it."""
+    from courseport.courses.rules import parse_rule
+
+    with SqliteBackend(db_path(sample_home), create=False) as store:
+        site = Site(store)
+        site.save_rules(site.rules() + [parse_rule("course:/::")])
+        root = site.course("/")
+        root.fs.put("/course.yaml", b"course:\n  title: Root\n")
+    etl("delete", "datastore", "/", "local", stdin="YES, DELETE\n")
+    with SqliteBackend(db_path(sample_home), create=False) as store:
+        assert store.kinds("") == ["ConfigPropertyEntity"]
+        assert [c.slug for c in Site(store).courses()] == ["/sample", "/"]

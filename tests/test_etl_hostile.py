@@ -366,12 +366,6 @@ def test_reserved_kind_names(target: Path, tmp_path: Path, kind: str) -> None:
     _refused(target, "datastore", archive, f"models/{kind}.json", "reserved kind name")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "etl/rows.py RowDecoder.decode_json (upload's fast path): a datetime in the canonical shape but "
-    "not a real date, e.g. Student.enrolled_on = '2016-13-01T00:00:00.000000Z', is stored as it is "
-    "instead of refused (RowDecoder.decode, used by verify, refuses it: 'month must be in 1..12'); the "
-    "stored row then cannot be read back (ValueDecodeError with a traceback in a privacy download, in "
-    "WriteStudentEmailsToFile, in store.get). '2016-13-01 00:00' (another shape) is refused"))
 def test_impossible_datetime_in_canonical_shape(target: Path, tmp_path: Path) -> None:
     archive = _datastore_zip(tmp_path / "m13.zip", {"models/Student.json": rows_member([
         dict(STUDENT, enrolled_on="2016-13-01T00:00:00.000000Z")])})
@@ -393,11 +387,6 @@ def test_impossible_datetime_in_another_shape(target: Path, tmp_path: Path) -> N
     _refused(target, "datastore", archive, "models/Student.json", "Student.enrolled_on", "month must be in 1..12")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "datastore/values.py decode_bytes: base64 content that is not base64 (e.g. FileDataEntity.data = "
-    "{'type': 'binary', 'encoding': 'base64', 'content': '!!'}) is decoded without validation to b'' "
-    "and stored, silently losing the file's bytes, instead of being refused (it already refuses a "
-    "non-string content)"))
 def test_binary_value_that_is_not_base64(target: Path, tmp_path: Path) -> None:
     row = {"key.name": "/assets/x.bin", "key.id": None, "key": "",
            "data": {"type": "binary", "encoding": "base64", "content": "!!"}}

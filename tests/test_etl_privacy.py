@@ -253,10 +253,6 @@ def test_key_without_dash_is_one_line_error(dashless: Path) -> None:
     assert snapshot_store(db_path(dashless)) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "download.py: a download that fails on the data (here a StudentPropertyEntity key a privacy rule "
-    "cannot hash) leaves <archive>.partial, .partial.manifest and .partial.resume behind, as an "
-    "interrupted one does; a refused download should leave nothing"))
 def test_key_without_dash_leaves_no_partial(dashless: Path) -> None:
     from conftest import assert_no_archive
 

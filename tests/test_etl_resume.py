@@ -251,11 +251,6 @@ def test_resume_of_a_finished_archive_keeps_its_members(sample_home: Path) -> No
     assert verify(archive).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "download.py: --resume of a finished (committed) archive rewrites manifest.json without the "
-    "'rows' and 'sha256' of the kept members (they come only from the .partial.manifest sidecar, "
-    "deleted at commit, not from the archive's own manifest), so the archive loses its checksums; "
-    "Course Builder keeps the existing manifest unchanged"))
 def test_resume_of_a_finished_archive_keeps_its_manifest(sample_home: Path) -> None:
     archive = sample_home.parent / "d.zip"
     etl("download", "datastore", "/sample", "local", "--archive_path", archive)

@@ -49,15 +49,20 @@ def _add_datastore(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 1, like every other error
+        self.exit(1, f"{self.prog}: error: {message} (see '{self.prog} -h')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="courseport",
         description="Course Builder course data, out and back in. "
         "Modes download|upload|delete|run take Course Builder's etl arguments "
         "(courseport download -h).",
     )
     parser.add_argument("--version", action="version", version=f"courseport {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     init = sub.add_parser("init", help="create the store and install the sample course at /sample")
     init.add_argument("--app_id", "--app-id", dest="app_id", default=None,

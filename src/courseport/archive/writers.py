@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -93,6 +94,15 @@ class ArchiveWriter:
         if self._state in ("open", "broken"):
             self._impl.abort(keep=self._state == "open")
             self._state = "aborted"
+
+    def discard(self) -> None:
+        """Abort and remove the partial and its checkpoint: as if never begun."""
+        self.abort()
+        self._impl.cleanup()
+        if os.path.isdir(self.partial):
+            shutil.rmtree(self.partial, ignore_errors=True)
+        elif os.path.exists(self.partial):
+            os.remove(self.partial)
 
     def __enter__(self) -> ArchiveWriter:
         return self

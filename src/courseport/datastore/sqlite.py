@@ -360,10 +360,29 @@ class SqliteBackend(_SqliteReader, Backend):
             raise DatastoreError(f"no store at {self.path}: run 'courseport init' first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.url = f"sqlite:///{self.path}"
+        self._check_is_store(create)
         conn = self._connect()
         with conn:
             conn.executescript(_SCHEMA)
         super().__init__(conn, _Signatures(), threading.RLock())
+
+    def _check_is_store(self, create: bool) -> None:
+        """Refuse, untouched, a sqlite file that some other program owns."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise DatastoreError(f"{self.path} is not a courseport store: {exc}") from None
+        if "entities" not in tables and (tables or not create):
+            raise DatastoreError(
+                f"{self.path} is not a courseport store (it has tables of another program); "
+                "name a new file"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         try:

@@ -76,6 +76,9 @@ def parse_date(text: str) -> _dt.date:
         raise ValueDecodeError(f"not a date: {text!r} ({exc})") from None
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9_-]*={0,2}\Z")
+
+
 def encode_bytes(value: bytes) -> Any:
     """Course Builder's quirk: ASCII bytes are a plain string, others wrapped."""
     if value.isascii():
@@ -93,8 +96,11 @@ def decode_bytes(value: Any) -> bytes:
     if isinstance(value, dict) and value.get("type") == "binary":
         if value.get("encoding") != "base64" or not isinstance(value.get("content"), str):
             raise ValueDecodeError("binary value must have base64 'content'")
+        content = value["content"]
+        if not _BASE64.match(content) or len(content) % 4:
+            raise ValueDecodeError("binary value 'content' is not padded URL-safe base64")
         try:
-            return base64.urlsafe_b64decode(value["content"])
+            return base64.urlsafe_b64decode(content)
         except (binascii.Error, ValueError) as exc:
             raise ValueDecodeError(f"bad base64 in binary value: {exc}") from None
     raise ValueDecodeError(f"not a binary value: {value!r:.60}")

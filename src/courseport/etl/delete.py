@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
 from ..models import is_internal_kind
+
+#: kinds of the default namespace that belong to the site, not to a course
+SITE_KINDS = ("ConfigPropertyEntity",)
 from .args import EtlArgs
 from .download import LOCAL_MIN_BATCH
 from .errors import EtlError, check_app_id
@@ -54,7 +57,12 @@ def delete(
     check_app_id(args.application_id, site.app_id)
     if not course.editable and args.type == "course":
         raise EtlError(f"course {course.slug} is a folder course: delete its folder, not its data")
-    kinds = [kind for kind in site.kinds(course.namespace) if not is_internal_kind(kind)]
+    kinds = [
+        kind for kind in site.kinds(course.namespace)
+        if not is_internal_kind(kind)
+        # a course in the default namespace shares it with the site's settings
+        and not (course.namespace == "" and kind in SITE_KINDS)
+    ]
     counts = {kind: site.count(kind, course.namespace) for kind in kinds}
     what = "the course, its files and all its data" if args.type == "course" else "all datastore data"
     stdout.write(
@@ -66,7 +74,7 @@ def delete(
     if not kinds:
         stdout.write("  (no entities)\n")
     answer = confirm(CONFIRMATION) if confirm else _ask(f"Type {CONFIRMATION!r} to confirm: ", stdin, stdout)
-    if answer.strip() != CONFIRMATION:
+    if answer != CONFIRMATION:
         raise EtlError(f"Delete not confirmed (expected {CONFIRMATION!r}). Aborting; nothing was deleted")
     batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
     result = DeleteResult(course.namespace)

@@ -10,13 +10,15 @@ are kept, the rest is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from ..archive import ArchiveWriter, Manifest, ManifestEntry, RowsWriter
+from ..archive import ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, open_reader
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
@@ -96,6 +98,28 @@ def _save_sidecar(path: Path, entries: dict[str, dict]) -> None:
     tmp.replace(target)
 
 
+def _manifest_info(path: Path, archive_type: str) -> dict[str, dict]:
+    """Rows and checksums of a finished archive's members, to keep on resume."""
+    try:
+        with open_reader(path, archive_type) as reader:
+            manifest = reader.manifest()
+    except ArchiveError:
+        return {}
+    return {e.path: {"rows": e.rows, "sha256": e.sha256} for e in manifest.entries if e.rows is not None}
+
+
+@contextlib.contextmanager
+def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> Iterator[None]:
+    """A download refused on its data leaves nothing; an interrupted one stays resumable."""
+    try:
+        yield
+    except (EtlError, ValueError):
+        if not resuming:
+            writer.discard()
+            _sidecar(path).unlink(missing_ok=True)
+        raise
+
+
 def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> DownloadResult:
     path = args.archive_path
     assert path is not None
@@ -110,13 +134,17 @@ def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> Download
     if args.privacy:
         secret = args.privacy_secret if args.privacy_secret is not None else str(secrets.randbits(128))
     batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
+    info = _load_sidecar(path) if args.resume else {}
+    if args.resume and not info and path.exists():
+        info = _manifest_info(path, args.archive_type)
     with site.reading() as reading:
         kinds = plan_kinds(args, reading, course)
         files = reading.files(course) if args.type == "course" else []
         if args.no_static_files:
             files = [info for info in files if info.path in _STATIC_ONLY]
         result = DownloadResult(path)
-        with ArchiveWriter(path, archive_type=args.archive_type, resume=args.resume) as writer:
+        with ArchiveWriter(path, archive_type=args.archive_type, resume=args.resume) as writer, \
+                _discard_when_refused(writer, path, args.resume):
             done = set(writer.completed())
             extra = sorted(
                 name for name in done
@@ -127,7 +155,6 @@ def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> Download
                     f"--resume: the partial archive holds {', '.join(extra)}, which this download "
                     "does not ask for: resume with the same arguments, or start again with --force_overwrite"
                 )
-            info = _load_sidecar(path) if args.resume else {}
             manifest = Manifest(raw=course.raw, version=course.version, entries=[])
             result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
             for kind in kinds:

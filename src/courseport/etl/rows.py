@@ -12,6 +12,7 @@ privacy download decodes, applies the kind's privacy rules and encodes.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import re
 from dataclasses import dataclass
@@ -140,14 +141,32 @@ def _json_typer(kind: str, prop: Prop) -> Callable[[Any], Any] | None:
     if simple is not None:
         return lambda value: value if type(value) is simple else slow(value)
     if prop.type == "datetime":
-        match = _CANONICAL_DT.match
-        return lambda value: value if type(value) is str and match(value) else slow(value)
+        return lambda value: value if type(value) is str and _is_canonical_datetime(value) else slow(value)
     if prop.type == "date":
-        match = _CANONICAL_DATE.match
-        return lambda value: value if type(value) is str and match(value) else slow(value)
+        return lambda value: value if type(value) is str and _is_canonical_date(value) else slow(value)
     if prop.type == "json":
         return lambda value: value
     return slow  # bytes: validated and normalised by decoding
+
+
+def _is_canonical_datetime(value: str) -> bool:
+    if not _CANONICAL_DT.match(value):
+        return False
+    try:
+        _dt.datetime.fromisoformat(value[:-1])
+    except ValueError:
+        return False
+    return True
+
+
+def _is_canonical_date(value: str) -> bool:
+    if not _CANONICAL_DATE.match(value):
+        return False
+    try:
+        _dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _no_keys(key: Key) -> Any:
