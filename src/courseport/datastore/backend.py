@@ -92,6 +92,20 @@ class Reader(abc.ABC):
     def exists_multi(self, keys: Sequence[Key]) -> list[bool]:
         return [entity is not None for entity in self.get_multi(keys)]
 
+    def fetch_export_page(
+        self, kind: str, namespace: str = "", *, cursor: str | None = None, limit: int = 1000
+    ) -> tuple[list[tuple[Any, str, dict[str, Any]]], str | None] | None:
+        """Stored rows as ``(id or name, data, signature)``, the id or name
+        replaced by the whole Key for keys with a parent; None where the
+        store cannot (see :meth:`fetch_raw_page`)."""
+        page = self.fetch_raw_page(kind, namespace, cursor=cursor, limit=limit)
+        if page is None:
+            return None
+        rows, next_cursor = page
+        return [
+            (r.key if r.key.parent else r.key.id_or_name, r.data, r.signature) for r in rows
+        ], next_cursor
+
     def decode_raw(self, raw: RawRow) -> Entity:
         """The entity of a row from :meth:`fetch_raw_page`."""
         raise NotImplementedError

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from functools import total_ordering
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 IdOrName = Union[int, str]
 
@@ -281,6 +281,23 @@ class KeyStringEncoder:
             tail = _string(_T_NAMESPACE, namespace) if namespace else b""
             pieces = self._pieces[(kind, namespace)] = (head, tail)
         return pieces
+
+    def root(self, kind: str, namespace: str) -> Callable[[IdOrName], str]:
+        """A function from an id or name to the key string of ``kind/ident``."""
+        head, tail = self._piece(kind, namespace)
+        app, head_id, head_name = self._app + b"\x72", head + b"\x18", head + b"\x22"
+        b2a, table = binascii.b2a_base64, _TO_URLSAFE
+
+        def encode(ident: IdOrName) -> str:
+            if type(ident) is int:
+                element = head_id + _varint(ident) + b"\x0c"
+            else:
+                raw = ident.encode("utf-8")
+                element = head_name + _varint(len(raw)) + raw + b"\x0c"
+            data = app + _varint(len(element)) + element + tail
+            return b2a(data, newline=False).translate(table).rstrip(b"=").decode("ascii")
+
+        return encode
 
     def __call__(self, key: Key) -> str:
         path = key._path

@@ -316,6 +316,19 @@ class _SqliteReader(Reader):
             next_cursor,
         )
 
+    def fetch_export_page(
+        self, kind: str, namespace: str = "", *, cursor: str | None = None, limit: int = 1000
+    ) -> tuple[list[tuple[Any, str, dict[str, Any]]], str | None]:
+        rows = self._rows(", data, sig", kind, namespace, cursor, limit)
+        next_cursor = self._page_cursor(rows, namespace, kind, limit)
+        ident = _KeyDecoder(kind, namespace).ident
+        lookup = self._signatures.lookup
+        conn = self._conn
+        return (
+            [(ident(pkey), data, lookup(conn, sig) if sig else _NO_SIGNATURE) for pkey, data, sig in rows[:limit]],
+            next_cursor,
+        )
+
     def kinds(self, namespace: str = "") -> list[str]:
         with self._lock:
             return [row[0] for row in self._conn.execute(_KINDS_SQL, (namespace,))]
@@ -348,6 +361,14 @@ class _KeyDecoder:
         if pkey.startswith(self.name_prefix) and pkey.find(b"\x00", len(self.name_prefix)) == len(pkey) - 1:
             name = pkey[len(self.name_prefix) : -1].decode("utf-8")
             return Key._make(((self.kind, name),), self.namespace)
+        return Key.from_path(decode_sort_path(pkey), self.namespace)
+
+    def ident(self, pkey: bytes) -> Any:
+        """The id or name of a root key; the whole Key of any other."""
+        if len(pkey) == self.id_len and pkey.startswith(self.id_prefix):
+            return int.from_bytes(pkey[-8:], "big")
+        if pkey.startswith(self.name_prefix) and pkey.find(b"\x00", len(self.name_prefix)) == len(pkey) - 1:
+            return pkey[len(self.name_prefix) : -1].decode("utf-8")
         return Key.from_path(decode_sort_path(pkey), self.namespace)
 
 

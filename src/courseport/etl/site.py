@@ -185,11 +185,10 @@ class _LocalReading(Reading):
         self, kind: str, namespace: str, *, batch_size: int, cursor: str | None, secret: str | None
     ) -> RowsPage:
         encoder = self._encoder(kind, secret)
-        raw = self.reader.fetch_raw_page(kind, namespace, cursor=cursor, limit=batch_size)
-        if raw is not None:
-            rows, next_cursor = raw
-            decode = self.reader.decode_raw
-            return RowsPage([encoder.raw(row, decode) for row in rows], next_cursor)
+        exported = self.reader.fetch_export_page(kind, namespace, cursor=cursor, limit=batch_size)
+        if exported is not None:
+            items, next_cursor = exported
+            return RowsPage(encoder.export_page(namespace, items, self.reader.decode_raw), next_cursor)
         page = self.reader.fetch_page(kind, namespace, cursor=cursor, limit=batch_size)
         return RowsPage([encoder.row(e.key, e) for e in page.items], page.cursor)
 
