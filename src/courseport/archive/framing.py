@@ -66,6 +66,17 @@ class RowsWriter:
         if len(batch) >= self._room:
             self._flush()
 
+    def write_rows(self, texts: list[str]) -> None:
+        """Add many rows at once (one scan for newlines instead of one a row)."""
+        if "\n" in "".join(texts):
+            for text in texts:
+                self.write_row(text)
+            return
+        batch = self._batch
+        batch.extend(texts)
+        if len(batch) >= self._room:
+            self._flush()
+
     def close(self) -> None:
         """Write buffered rows and the footer."""
         if self._closed:

@@ -290,7 +290,15 @@ class KeyStringEncoder:
 
         def encode(ident: IdOrName) -> str:
             if type(ident) is int:
-                element = head_id + _varint(ident) + b"\x0c"
+                if ident < 0x80:
+                    element = head_id + bytes((ident, 0x0C))
+                else:
+                    varint = bytearray()
+                    while ident >= 0x80:
+                        varint.append((ident & 0x7F) | 0x80)
+                        ident >>= 7
+                    varint.append(ident)
+                    element = head_id + varint + b"\x0c"
             else:
                 raw = ident.encode("utf-8")
                 element = head_name + _varint(len(raw)) + raw + b"\x0c"

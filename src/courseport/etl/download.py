@@ -203,8 +203,7 @@ def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: 
         cursor = None
         while True:
             page = reading.rows_page(kind, course.namespace, batch_size=batch, cursor=cursor, secret=secret)
-            for row in page.rows:
-                rows.write_row(row)
+            rows.write_rows(page.rows)
             if args.verbose:
                 for row in page.rows:
                     log.info("%s %s", kind, row[:120])
