@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from courseport import _json
+from .text import as_text
 
 SOURCE = "data/course.json"
 VERSION = "1.3"
@@ -114,13 +115,7 @@ def load_course_json(text: str | bytes, source: str = SOURCE) -> CourseData:
 
 
 def _parse(text: str | bytes, source: str) -> dict:
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise CourseDataError(
-                f"{source} is not UTF-8 text: {error.reason} at byte {error.start}"
-            ) from None
+    text = as_text(text, source, CourseDataError)
     try:
         doc = _json.loads(text)
     except json.JSONDecodeError as error:

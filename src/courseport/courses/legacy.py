@@ -13,6 +13,8 @@ import csv
 import io
 from typing import Any, Iterator
 
+from .text import as_text
+
 from courseport.courses.coursejson import (
     LESSON_DEFAULTS, UNIT_DEFAULTS, UNIT_TYPES, CourseData, CourseDataError)
 
@@ -65,14 +67,8 @@ def load_legacy_course(unit_csv: str | bytes, lesson_csv: str | bytes) -> Course
 def _rows(text: str | bytes, source: str,
           header: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (first line number, row dict) for each non-blank data row."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise CourseDataError(
-                f"{source} is not UTF-8 text: {error.reason} at byte {error.start}"
-            ) from None
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    text = as_text(text, source, CourseDataError)
+    reader = csv.reader(io.StringIO(text, newline=""))
     found_header = False
     start = 1
     try:

@@ -6,6 +6,8 @@ from typing import Any
 
 import yaml
 
+from .text import as_text
+
 SOURCE = "course.yaml"
 
 # (now_available, browsable, reg_form.can_register) of each availability preset.
@@ -23,13 +25,7 @@ class CourseSettingsError(ValueError):
 
 def load_course_yaml(text: str | bytes) -> dict:
     """Parse course.yaml; an empty file gives ``{}``."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise CourseSettingsError(
-                f"{SOURCE} is not UTF-8 text: {error.reason} at byte {error.start}"
-            ) from None
+    text = as_text(text, SOURCE, CourseSettingsError)
     try:
         settings = yaml.safe_load(text)
     except yaml.YAMLError as error:
