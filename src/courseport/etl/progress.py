@@ -58,7 +58,8 @@ class Progress:
 
     def _report(self, now: float, final: bool) -> None:
         if self.tty:
-            self.stream.write("\r" + self._line(now, final) + ("\n" if final else ""))
+            # \x1b[K clears what a longer previous line left behind
+            self.stream.write("\r" + self._line(now, final) + "\x1b[K" + ("\n" if final else ""))
             self.stream.flush()
         else:
             log.info(self._line(now, final))
