@@ -4,7 +4,7 @@ Only the standard library and ``courseport._json`` are used here.
 """
 
 from .errors import ArchiveError
-from .framing import RowsWriter, count_rows, iter_rows
+from .framing import NotLineLayout, RowsWriter, count_rows, iter_rows, line_chunks
 from .manifest import MANIFEST_NAME, Manifest, ManifestEntry, kind_of
 from .names import check_member_name
 from .readers import (
@@ -27,6 +27,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "MemberCheck",
+    "NotLineLayout",
     "RowsWriter",
     "VerifyReport",
     "ZipArchiveReader",
@@ -34,6 +35,7 @@ __all__ = [
     "count_rows",
     "iter_rows",
     "kind_of",
+    "line_chunks",
     "open_reader",
     "verify_archive",
 ]

@@ -127,6 +127,72 @@ def count_rows(stream: BinaryIO, member_name: str) -> int:
     return count
 
 
+class NotLineLayout(Exception):
+    """A member not laid out one row a line; read it with :func:`iter_rows`."""
+
+
+def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
+                read_bytes: int = 4 << 20) -> Iterator[tuple[int, list[str]]]:
+    """Course Builder's line layout cut into ``(first row number, row texts)`` chunks.
+
+    The texts are the rows' JSON, not yet parsed (so that other processes
+    can parse them). Raises NotLineLayout, possibly after some chunks, where
+    the lines do not look like that layout: the caller then reads the member
+    with :func:`iter_rows`, which also names what is wrong with it.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rest = ""
+    number = 1
+    chunk: list[str] = []
+    state = "header"
+    pending: str | None = None  # the last row seen, kept until we know if another follows
+    while True:
+        block = stream.read(read_bytes)
+        try:
+            text = rest + decoder.decode(block, final=not block)
+        except UnicodeDecodeError:
+            raise NotLineLayout(member_name) from None
+        lines = text.split("\n")
+        rest = lines.pop() if block else ""
+        if not block and rest:
+            lines.append(rest)
+            rest = ""
+        for line in lines:
+            if state == "header":
+                if line != HEADER:
+                    raise NotLineLayout(member_name)
+                state = "rows"
+            elif state == "rows":
+                if line == "]}":
+                    if pending is not None:
+                        if pending.endswith(","):
+                            raise NotLineLayout(member_name)
+                        chunk.append(pending)
+                        pending = None
+                    state = "end"
+                    continue
+                row = line.strip()
+                if not row.startswith("{") or not (row.endswith("}") or row.endswith("},")):
+                    raise NotLineLayout(member_name)
+                if pending is not None:
+                    if not pending.endswith(","):
+                        raise NotLineLayout(member_name)
+                    chunk.append(pending[:-1])
+                    if len(chunk) >= rows_per_chunk:
+                        yield number, chunk
+                        number += len(chunk)
+                        chunk = []
+                pending = row
+            elif line.strip():
+                raise NotLineLayout(member_name)
+        if not block:
+            break
+    if state != "end":
+        raise NotLineLayout(member_name)
+    if chunk:
+        yield number, chunk
+
+
 _WS = re.compile(r"[ \t\n\r]*")
 _COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _decode = json.JSONDecoder().raw_decode

@@ -12,15 +12,14 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import json
-import multiprocessing
 import os
 import random
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from .._json import dumps
+from .._workers import can_fork, worker_pool
 from ..datastore import Entity, Key, Text, batched
 from .site import Course
 
@@ -308,8 +307,11 @@ def _run_chunks(jobs: list[tuple], workers: int) -> Iterator[tuple[Any, dict[str
         for job in jobs:
             yield _prepared_chunk(job)
         return
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    if not can_fork():
+        for job in jobs:
+            yield _prepared_chunk(job)
+        return
+    with worker_pool(workers) as pool:
         pending: collections.deque = collections.deque()
         for job in jobs:
             pending.append(pool.submit(_prepared_chunk, job))

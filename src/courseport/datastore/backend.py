@@ -163,6 +163,10 @@ class Backend(Reader):
     #: takes, so callers can encode in worker processes
     prepare: Callable[[Sequence[Entity]], Any] = staticmethod(list)
 
+    #: like ``prepare`` for a mix of entities and JSON-form rows (see
+    #: ``prepare_encoded``); None where the store has no such function
+    prepare_decoded: Callable[[Sequence[Any]], Any] | None = None
+
     def write_prepared(self, prepared: Any) -> list[Key]:
         return self.put_multi(prepared)
 

@@ -131,6 +131,18 @@ def encode_entities(entities: Sequence[Entity]) -> list[Prepared]:
     return rows
 
 
+def prepare_decoded(rows: Sequence[Any]) -> list[Prepared]:
+    """Entities, or rows already in JSON form (``key``, ``props``, ``signature``),
+    ready to write (pure: runs in any process)."""
+    out: list[Prepared] = []
+    for row in rows:
+        if isinstance(row, Entity):
+            out.extend(encode_entities([row]))
+        else:
+            out.append(prepare_row(row.key, dumps(row.props), row.signature))
+    return out
+
+
 class _Signatures:
     """Interned property type signatures, shared by a store and its snapshots."""
 
@@ -442,6 +454,7 @@ class SqliteBackend(_SqliteReader, Backend):
             conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     prepare = staticmethod(encode_entities)
+    prepare_decoded = staticmethod(prepare_decoded)
 
     def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
         for index, ident in self._write_rows(encode_entities(entities)):

@@ -100,6 +100,11 @@ class EtlSite(abc.ABC):
     def write_prepared(self, prepared: list) -> None:
         self.put(prepared)
 
+    def row_preparer(self):
+        """A picklable ``prepare_rows`` that needs no connection, so other
+        processes can prepare rows; None where the site has none."""
+        return None
+
     def prepare_rows(self, rows: Sequence) -> list:
         """Decoded archive rows (JsonRow or Entity, in order) made ready to write."""
         from ..datastore.values import decode_properties
@@ -241,12 +246,12 @@ class LocalSite(EtlSite):
         self.store.write_prepared(prepared)
 
     def prepare_rows(self, rows: Sequence) -> list:
-        if all(not isinstance(r, Entity) for r in rows):
-            return self.store.prepare_encoded(rows)
-        out: list = []
-        for r in rows:
-            out += self.store.prepare([r]) if isinstance(r, Entity) else self.store.prepare_encoded([r])
-        return out
+        if self.store.prepare_decoded is not None:
+            return self.store.prepare_decoded(rows)
+        return super().prepare_rows(rows)
+
+    def row_preparer(self):
+        return self.store.prepare_decoded
 
     def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]:
         page = self.store.fetch_page(kind, namespace, cursor=cursor, limit=batch_size, keys_only=True)

@@ -13,15 +13,20 @@ loads them all.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import json
 import logging
+import os
 import pickle
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from ..archive import ArchiveError, Manifest, iter_rows, open_reader
+from .._workers import can_fork, worker_pool
+from ..archive import ArchiveError, Manifest, NotLineLayout, iter_rows, line_chunks, open_reader
 from ..courses.coursejson import load_course_json
 from ..courses.settings import load_course_yaml
 from ..courses.vfs import MAX_FILE_SIZE, normalize_path
@@ -107,6 +112,7 @@ class _Upload:
         self.site = site
         self.progress = progress
         self._stack = contextlib.ExitStack()
+        self._workers: ProcessPoolExecutor | bool | None = None
         self.batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
 
     def run(self) -> UploadResult:
@@ -178,30 +184,80 @@ class _Upload:
         """Every row parses and types; no key exists unless overwriting or resuming.
 
         The rows, typed and encoded for the site, are staged in a spill file
-        so that the write pass need not parse them again.
+        so that the write pass need not parse them again. Members in Course
+        Builder's one-row-a-line layout are parsed by worker processes.
         """
         check_conflicts = not (self.args.force_overwrite or self.args.resume)
         for plan in plans:
             occupied = check_conflicts and self.site.count(plan.kind, course.namespace) > 0
-            seen = 0
             plan.spill = self._stack.enter_context(tempfile.TemporaryFile(prefix="courseport-upload-"))
-            for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
-                keys = [row.key for row in batch] if self.args.resume else None
+            staged = None
+            if self._pool() is not None and reader.size(plan.member) >= PARALLEL_MIN_BYTES:
                 try:
-                    prepared = self.site.prepare_rows(batch)
-                except ValueError as exc:  # e.g. a key the store cannot hold (a NUL in its name)
-                    raise EtlError(f"{plan.member}: rows {seen + 1}-{seen + len(batch)}: {exc}") from None
-                pickle.dump((keys, prepared), plan.spill, pickle.HIGHEST_PROTOCOL)
-                if occupied:
-                    keys = [e.key for e in batch]
-                    for index, (key, found) in enumerate(zip(keys, self.site.exists(keys))):
-                        if found and not self._ignorable(key, empty):
-                            raise EtlError(
-                                f"Object #{seen + index} of class {plan.kind} with key {key.id_or_name!r} "
-                                f"already exists in course {course.slug}: pass --force_overwrite to replace it"
-                            )
-                seen += len(batch)
-            plan.rows = seen
+                    staged = self._stage_parallel(reader, plan, course, occupied, empty)
+                except NotLineLayout:
+                    plan.spill.seek(0)
+                    plan.spill.truncate()
+            plan.rows = staged if staged is not None else self._stage(reader, plan, course, occupied, empty)
+
+    def _conflicts(self, plan: _KindPlan, course: CourseInfo, keys: list[Key], seen: int, empty: bool) -> None:
+        for index, (key, found) in enumerate(zip(keys, self.site.exists(keys))):
+            if found and not self._ignorable(key, empty):
+                raise EtlError(
+                    f"Object #{seen + index} of class {plan.kind} with key {key.id_or_name!r} "
+                    f"already exists in course {course.slug}: pass --force_overwrite to replace it"
+                )
+
+    def _stage(self, reader, plan: _KindPlan, course: CourseInfo, occupied: bool, empty: bool) -> int:
+        seen = 0
+        for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
+            keys = [row.key for row in batch] if self.args.resume else None
+            try:
+                prepared = self.site.prepare_rows(batch)
+            except ValueError as exc:  # e.g. a key the store cannot hold (a NUL in its name)
+                raise EtlError(f"{plan.member}: rows {seen + 1}-{seen + len(batch)}: {exc}") from None
+            pickle.dump((keys, prepared), plan.spill, pickle.HIGHEST_PROTOCOL)
+            if occupied:
+                self._conflicts(plan, course, [e.key for e in batch], seen, empty)
+            seen += len(batch)
+        return seen
+
+    def _pool(self) -> ProcessPoolExecutor | None:
+        if self._workers is None:
+            preparer = self.site.row_preparer()
+            cores = os.cpu_count() or 1
+            if preparer is None or cores < 2 or not can_fork():
+                self._workers = False
+            else:
+                self._workers = self._stack.enter_context(worker_pool(min(cores, 4)))
+        return self._workers or None
+
+    def _stage_parallel(self, reader, plan: _KindPlan, course: CourseInfo, occupied: bool, empty: bool) -> int:
+        """Chunks of row lines parsed, typed and prepared by the workers, spilled in order."""
+        pool = self._pool()
+        assert pool is not None and plan.spill is not None
+        preparer = self.site.row_preparer()
+        spill_keys = self.args.resume
+        pending: collections.deque = collections.deque()
+        seen = 0
+
+        def collect() -> None:
+            nonlocal seen
+            count, keys, blob = pending.popleft().result()
+            if occupied:
+                self._conflicts(plan, course, keys, seen, empty)
+            plan.spill.write(blob)
+            seen += count
+
+        with reader.open(plan.member) as stream:
+            for first, lines in line_chunks(stream, plan.member, rows_per_chunk=self.batch):
+                job = (plan.kind, course.namespace, plan.member, first, lines, preparer, spill_keys, occupied)
+                pending.append(pool.submit(_stage_chunk, job))
+                if len(pending) >= 4:
+                    collect()
+        while pending:
+            collect()
+        return seen
 
     # --- writing ----------------------------------------------------------
 
@@ -259,6 +315,41 @@ class _Upload:
         result.rows[plan.kind] = written
         if skipped:
             result.skipped[plan.kind] = skipped
+
+
+#: members smaller than this are staged in this process (workers cost a fork)
+PARALLEL_MIN_BYTES = 4 << 20
+
+
+def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes]:
+    """Worker: parse, type and prepare one chunk of row lines.
+
+    Returns the row count, the keys when the caller checks conflicts, and
+    the pickled ``(keys or None, prepared rows)`` record of the spill file.
+    A line that is not a JSON object raises NotLineLayout: the caller then
+    reads the member the careful way, which names the problem.
+    """
+    kind, namespace, member, first, lines, preparer, spill_keys, want_keys = job
+    decoder = RowDecoder(kind, namespace)
+    decoded = []
+    for offset, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise NotLineLayout(member) from None
+        if type(row) is not dict:
+            raise NotLineLayout(member)
+        try:
+            decoded.append(decoder.decode_json(row))
+        except (RowError, ValueError) as exc:
+            raise EtlError(f"{member}: row {first + offset} {exc}") from None
+    keys = [row.key for row in decoded] if (spill_keys or want_keys) else None
+    try:
+        prepared = preparer(decoded)
+    except ValueError as exc:
+        raise EtlError(f"{member}: rows {first}-{first + len(lines) - 1}: {exc}") from None
+    blob = pickle.dumps((keys if spill_keys else None, prepared), pickle.HIGHEST_PROTOCOL)
+    return len(decoded), (keys if want_keys else None), blob
 
 
 def upload(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> UploadResult:
