@@ -72,6 +72,10 @@ WITH RECURSIVE n(ns) AS (
 _NO_SIGNATURE: dict[str, Any] = {}
 
 
+def _by_key(param: tuple) -> tuple:
+    return param[0], param[1], param[2]
+
+
 def _key_to_json(key: Key) -> Any:
     return {"ns": key.namespace, "path": [list(pair) for pair in key.path]}
 
@@ -505,6 +509,8 @@ class SqliteBackend(_SqliteReader, Backend):
                  intern(conn, row[6]) if row[6] else 0)
                 for index, row in enumerate(rows)
             ]
+            # in key order the B-tree is walked once, not once per row at random
+            params.sort(key=_by_key)
             conn.executemany(
                 "INSERT OR REPLACE INTO entities (ns, kind, pkey, data, sig) VALUES (?, ?, ?, ?, ?)",
                 params,
