@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    assert_error_line,
     assert_no_archive,
     assert_one_line_error,
     cli_at,

@@ -12,7 +12,6 @@ exception (in this process) cover more variants cheaply.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess

@@ -102,7 +102,7 @@ def test_upload_datastore_reproduces_rows(sample_home: Path, datastore_archive: 
     assert _rows_sans_key(copied) == _rows_sans_key(source)
     students = kind_rows(copied)["Student"]
     assert all(s["email"] and s["name"] and s["additional_fields"] for s in students)
-    with _site(sample_home) as store:  # the copy is a working course: its files read back
+    with _site(sample_home):  # the copy is a working course: its files read back
         assert _files(sample_home, "/copy") == _files(sample_home, "/sample")
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from .._json import dumps
 from .._workers import can_fork, worker_pool
-from ..datastore import Entity, Key, Text, batched
+from ..datastore import Entity, Key, Text
 from .site import Course
 
 FIRST_NAMES = (

@@ -12,7 +12,6 @@ from .rules import add_rule, parse_rule
 from .site import Course, Site
 
 SAMPLE_RULE = "course:/sample::ns_sample"
-SAMPLE_SLUG = "/sample"
 _NOT_COURSE_FILES = {"README.md", "questions.json"}
 
 

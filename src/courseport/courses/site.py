@@ -7,7 +7,6 @@ namespace.
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 
 from ..datastore import Backend, Entity, Key, Text, home_dir
@@ -165,6 +164,3 @@ class Site:
         rules = [rule for rule in self.rules() if rule.slug != slug]
         self.save_rules(rules)
 
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)

@@ -18,7 +18,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..datastore import Backend, Entity, Key, Reader
 
@@ -204,10 +203,3 @@ class FolderFileSystem:
 
 FileSystem = DatastoreFileSystem | FolderFileSystem
 
-
-def write_tree(fs: DatastoreFileSystem, files: Iterable[tuple[str, bytes]]) -> int:
-    count = 0
-    for path, data in files:
-        fs.put(path, data)
-        count += 1
-    return count

@@ -163,22 +163,13 @@ class Backend(Reader):
     #: takes, so callers can encode in worker processes
     prepare: Callable[[Sequence[Entity]], Any] = staticmethod(list)
 
-    #: like ``prepare`` for a mix of entities and JSON-form rows (see
-    #: ``prepare_encoded``); None where the store has no such function
+    #: like ``prepare``, for a mix of entities and rows still in JSON form
+    #: (``key``, ``props`` in Course Builder's encoding without key values,
+    #: ``signature``); None where the store has no such function
     prepare_decoded: Callable[[Sequence[Any]], Any] | None = None
 
     def write_prepared(self, prepared: Any) -> list[Key]:
         return self.put_multi(prepared)
-
-    def prepare_encoded(self, rows: Sequence[Any]) -> list[Any]:
-        """Rows with ``key``, ``props`` (JSON values in Course Builder's
-        encoding, no key values) and ``signature``, made ready for
-        :meth:`write_prepared`."""
-        from .values import decode_properties
-
-        return self.prepare(
-            [Entity(row.key, decode_properties(dict(row.props), row.signature, _no_key_values)) for row in rows]
-        )
 
     def close(self) -> None:
         pass
@@ -194,10 +185,6 @@ class Backend(Reader):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _no_key_values(value: Any) -> Key:
-    raise ValueError("encoded rows carry no key values")
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 from functools import total_ordering
-from typing import Callable, Iterator, Union
+from typing import Callable, Union
 
 IdOrName = Union[int, str]
 
@@ -467,9 +467,3 @@ def decode_reference(text: str) -> tuple[str, tuple[tuple[str, IdOrName | None],
         raise KeyError_(f"key string has no path: {text!r}")
     return app, path, namespace
 
-
-def iter_flat(path: tuple[tuple[str, IdOrName | None], ...]) -> Iterator[IdOrName]:
-    for kind, ident in path:
-        yield kind
-        if ident is not None:
-            yield ident

@@ -465,9 +465,6 @@ class SqliteBackend(_SqliteReader, Backend):
             entities[index].key = entities[index].key.with_id(ident)
         return [entity.key for entity in entities]
 
-    def prepare_encoded(self, rows: Sequence[Any]) -> list[Prepared]:
-        return [prepare_row(row.key, dumps(row.props), row.signature) for row in rows]
-
     def write_prepared(self, prepared: Sequence[Prepared]) -> None:
         self._write_rows(prepared)
 

@@ -25,8 +25,6 @@ from .keys import Key
 KeyEncoder = Callable[[Key], Any]
 KeyDecoder = Callable[[Any], Key]
 
-DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 class ValueDecodeError(ValueError):
     """A JSON value that does not decode to the type it should have."""

@@ -52,10 +52,6 @@ class EtlArgs:
     verbose: bool = False
     archive_type_given: bool = False
 
-    @property
-    def is_job(self) -> bool:
-        return self.mode == "run"
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump

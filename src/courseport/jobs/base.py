@@ -30,9 +30,6 @@ class _JobParser(argparse.ArgumentParser):
 class Job:
     """Base class of every job; the base job does nothing."""
 
-    #: a job that needs no site (and so runs with --disable_remote) sets this False
-    needs_site = False
-
     def __init__(self, etl_args: "EtlArgs") -> None:
         self.etl_args = etl_args
         self.parser: argparse.ArgumentParser = _JobParser(
@@ -58,8 +55,6 @@ class Job:
 
 class CourseJob(Job):
     """A job handed the course and a datastore client before it runs."""
-
-    needs_site = True
 
     def __init__(self, etl_args: "EtlArgs") -> None:
         super().__init__(etl_args)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import ID, NAME, KindSchema, Prop, hash_name_safe_key, hash_prefix_safe_key
+from .schema import NAME, KindSchema, Prop, hash_name_safe_key, hash_prefix_safe_key
 
 
 def _data_kind(kind: str, description: str, *extra: Prop) -> KindSchema:

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from typing import Any, Callable
+from typing import Any
 
 from ..datastore import Key
 from .kinds import schema_for
@@ -95,5 +95,3 @@ def export_private(
         out["key_by_user_id"] = Key(schema.kind, transform(props["user_id"]), namespace=key.namespace)
     return schema.safe_key(key, transform), out
 
-
-PrivacyFn = Callable[[Key, dict[str, Any]], tuple[Key, dict[str, Any]]]
