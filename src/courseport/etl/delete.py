@@ -64,9 +64,9 @@ def delete(
         and not (course.namespace == "" and kind in SITE_KINDS)
     ]
     counts = {kind: site.count(kind, course.namespace) for kind in kinds}
-    what = "the course, its files and all its data" if args.type == "course" else "all datastore data"
+    what = "course {}, with its files and all its data" if args.type == "course" else "all datastore data of course {}"
     stdout.write(
-        f"About to delete {what} of course {course.slug} ({course.title or 'untitled'}), "
+        f"About to delete {what.format(course.slug)} ({course.title or 'untitled'}), "
         f"namespace {course.namespace!r} on {site.description}:\n"
     )
     for kind in kinds:
