@@ -61,6 +61,10 @@ def advance(self, count):
             pathlib.Path(marker).write_text("paused")
             time.sleep(300)
 Progress.advance = advance
+import os
+if os.environ.get("COURSEPORT_TEST_STAGED"):  # the path of sites that cannot write atomically
+    from courseport.etl.site import LocalSite
+    LocalSite.atomic_writes = False
 from courseport.cli import main
 sys.exit(main(argv))
 '''
@@ -93,14 +97,15 @@ def clean(cohort: Path, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _kill_midway(home: Path, kind: str, after: int, argv: list) -> None:
+def _kill_midway(home: Path, kind: str, after: int, argv: list, staged: bool = False) -> None:
     """Run ``courseport ARGV`` in a child; SIGKILL it once ``kind`` has written ``after`` pages/batches."""
     wrapper = home.parent / "wrapper.py"
     wrapper.write_text(WRAPPER)
     marker = home.parent / "paused.marker"
     marker.unlink(missing_ok=True)
+    env = dict(cli_env(home), **({"COURSEPORT_TEST_STAGED": "1"} if staged else {}))
     proc = subprocess.Popen([sys.executable, str(wrapper), str(marker), kind, str(after), *map(str, argv)],
-                            env=cli_env(home), cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env=env, cwd=home.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + KILL_TIMEOUT
     try:
         while not marker.exists():
@@ -272,10 +277,30 @@ def _rows(home: Path, prefix: str, tmp: Path) -> dict[str, list[dict]]:
     return {k: [without(r, "key") for r in rows] for k, rows in kind_rows(archive_members(target)).items()}
 
 
-def test_upload_killed_mid_kind_resumes(big_home: Path, clean: dict, tmp_path: Path) -> None:
+def test_upload_killed_mid_kind_leaves_nothing_then_loads(big_home: Path, clean: dict, tmp_path: Path) -> None:
+    """The embedded store takes an upload in one transaction: a kill leaves nothing behind."""
     _add(big_home, "/target")
     argv = ["upload", "datastore", "/target", "local", "--archive_path", clean["zip"], "--batch_size", "3"]
-    _kill_midway(big_home, "EventEntity", 1, argv)  # one batch of events is in
+    before = snapshot_store(db_path(big_home))
+    _kill_midway(big_home, "EventEntity", 1, argv)  # one batch of events was written, not committed
+    assert snapshot_store(db_path(big_home)) == before
+    for extra in ((), ("--resume",)):  # a plain rerun loads everything; so does a resume after it
+        proc = cli_at(big_home, *argv, *extra)
+        assert proc.returncode == 0, proc.stderr
+    expected = kind_rows(archive_members(clean["zip"]))
+    with SqliteBackend(db_path(big_home), create=False) as store:
+        for kind, rows in expected.items():
+            assert store.count(kind, "ns_target") == len(rows), kind
+    got = _rows(big_home, "/target", tmp_path)
+    for kind, rows in expected.items():
+        assert got[kind] == [without(r, "key") for r in rows], kind
+
+
+def test_upload_killed_mid_kind_resumes(big_home: Path, clean: dict, tmp_path: Path) -> None:
+    """Where uploads are written as they go (sites that cannot write atomically)."""
+    _add(big_home, "/target")
+    argv = ["upload", "datastore", "/target", "local", "--archive_path", clean["zip"], "--batch_size", "3"]
+    _kill_midway(big_home, "EventEntity", 1, argv, staged=True)  # one batch of events is in
     total = len(kind_rows(archive_members(clean["zip"]))["EventEntity"])
     with SqliteBackend(db_path(big_home), create=False) as store:
         assert store.count(FIRST_KIND, "ns_target") == 3
@@ -310,11 +335,31 @@ def test_upload_resume_when_everything_is_there(sample_home: Path, tmp_path: Pat
     assert snapshot_store(db_path(sample_home)) == before
 
 
+def test_upload_interrupted_on_the_embedded_store_leaves_nothing(sample_home: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    archive = tmp_path / "d.zip"
+    etl("download", "datastore", "/sample", "local", "--archive_path", archive)
+    _add(sample_home, "/target")
+    before = snapshot_store(db_path(sample_home))
+    with monkeypatch.context() as patch:
+        _interrupt_at(patch, "Student", 1)
+        with pytest.raises(_Interrupt):
+            etl("upload", "datastore", "/target", "local", "--archive_path", archive)
+    assert snapshot_store(db_path(sample_home)) == before
+    result = etl("upload", "datastore", "/target", "local", "--archive_path", archive, "--resume")
+    assert not result.skipped and result.rows["Student"] == 20
+    assert _rows(sample_home, "/target", tmp_path) == _rows(sample_home, "/sample", tmp_path)
+
+
 def test_upload_resume_after_an_interrupted_batch(sample_home: Path, tmp_path: Path, monkeypatch) -> None:
+    """Where uploads are written as they go (sites that cannot write atomically)."""
+    from courseport.etl.site import LocalSite
+
     archive = tmp_path / "d.zip"
     etl("download", "datastore", "/sample", "local", "--archive_path", archive)
     _add(sample_home, "/target")
     with monkeypatch.context() as patch:
+        patch.setattr(LocalSite, "atomic_writes", False)
         _interrupt_at(patch, "Student", 1)  # Student's one batch is in, the kinds after it are not
         with pytest.raises(_Interrupt):
             etl("upload", "datastore", "/target", "local", "--archive_path", archive)

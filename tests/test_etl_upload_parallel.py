@@ -30,6 +30,16 @@ def _zip(path: Path, member: bytes) -> Path:
                             "models/EventEntity.json": member})
 
 
+@pytest.fixture(autouse=True, params=["atomic", "staged"])
+def write_mode(request, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The embedded store's one-transaction uploads, and the staged path of other sites."""
+    from courseport.etl.site import LocalSite
+
+    if request.param == "staged":
+        monkeypatch.setattr(LocalSite, "atomic_writes", False)
+    return request.param
+
+
 @pytest.fixture
 def target(sample_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with SqliteBackend(db_path(sample_home), create=False) as store:
@@ -102,3 +112,20 @@ def test_conflicts_are_found_by_the_parallel_path(target: Path, tmp_path: Path, 
     assert snapshot_store(db_path(target)) == before
     _upload(archive, "--resume")  # everything there: skipped, nothing duplicated
     assert len(_rows_after(target, tmp_path)) == 99
+
+
+def test_a_member_that_stops_being_one_row_a_line(target: Path, tmp_path: Path, monkeypatch) -> None:
+    """Rows already handed on when the layout breaks: started again, staged first."""
+    monkeypatch.setattr(upload_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(upload_module, "LOCAL_MIN_BATCH", 1)  # chunks of 7 rows: 5 go out first
+    staged: list[bool] = []
+    original = upload_module._Upload._check_rows
+    monkeypatch.setattr(upload_module._Upload, "_check_rows",
+                        lambda self, *a: staged.append(True) or original(self, *a))
+    rows = [_event(i) for i in range(1, 60)]
+    lines = ["    " + json.dumps(r) for r in rows[:40]] + [json.dumps(r, indent=2) for r in rows[40:]]
+    member = ('{"rows": [\n' + ",\n".join(lines) + "\n]}\n").encode()
+    assert json.loads(member)["rows"] == rows
+    _upload(_zip(tmp_path / "f.zip", member), "--batch_size", "7")
+    assert staged == [True]  # atomic: undone and staged; staged: staged from the start
+    assert len(_rows_after(target, tmp_path)) == len(rows)

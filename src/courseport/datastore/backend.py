@@ -10,6 +10,7 @@ which a multi-kind scan sees one consistent state.
 from __future__ import annotations
 
 import abc
+import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -170,6 +171,14 @@ class Backend(Reader):
 
     def write_prepared(self, prepared: Any) -> list[Key]:
         return self.put_multi(prepared)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes inside land together or not at all; a store that cannot
+        promise that says so with :attr:`atomic` False."""
+        return contextlib.nullcontext()
+
+    #: whether :meth:`transaction` really is all-or-nothing
+    atomic = False
 
     def close(self) -> None:
         pass

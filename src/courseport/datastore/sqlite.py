@@ -398,6 +398,7 @@ class SqliteBackend(_SqliteReader, Backend):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.url = f"sqlite:///{self.path}"
         self._check_is_store(create)
+        self._in_transaction = False
         conn = self._connect()
         with conn:
             conn.executescript(_SCHEMA)
@@ -436,7 +437,32 @@ class SqliteBackend(_SqliteReader, Backend):
         return conn
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one transaction: all of it lands, or none."""
+        with self._lock:
+            if self._in_transaction:
+                yield
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                self._signatures.rolled_back()
+                raise
+            else:
+                self._conn.execute("COMMIT")
+                self._signatures.committed()
+            finally:
+                self._in_transaction = False
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        if self._in_transaction:
+            with self._lock:
+                yield self._conn
+            return
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -459,6 +485,7 @@ class SqliteBackend(_SqliteReader, Backend):
 
     prepare = staticmethod(encode_entities)
     prepare_decoded = staticmethod(prepare_decoded)
+    atomic = True
 
     def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
         for index, ident in self._write_rows(encode_entities(entities)):

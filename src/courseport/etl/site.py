@@ -10,6 +10,7 @@ same interface over the server's API.
 from __future__ import annotations
 
 import abc
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -99,6 +100,13 @@ class EtlSite(abc.ABC):
 
     def write_prepared(self, prepared: list) -> None:
         self.put(prepared)
+
+    #: whether :meth:`atomic` makes a whole upload land together or not at all
+    atomic_writes = False
+
+    def atomic(self):
+        """A context in which the site's writes land together (where it can)."""
+        return contextlib.nullcontext()
 
     def row_preparer(self):
         """A picklable ``prepare_rows`` that needs no connection, so other
@@ -252,6 +260,13 @@ class LocalSite(EtlSite):
 
     def row_preparer(self):
         return self.store.prepare_decoded
+
+    @property
+    def atomic_writes(self) -> bool:  # type: ignore[override]
+        return self.store.atomic
+
+    def atomic(self):
+        return self.store.transaction()
 
     def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]:
         page = self.store.fetch_page(kind, namespace, cursor=cursor, limit=batch_size, keys_only=True)

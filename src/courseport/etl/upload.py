@@ -134,13 +134,47 @@ class _Upload:
             present = set(reader.names())
             files = self._plan_files(reader, manifest, present) if args.type == "course" else []
             plans = plan_upload_kinds(args, manifest, present)
+            result = UploadResult(args.archive_path)
             with self._stack:
-                self._check_rows(reader, course, plans, empty)
-                result = UploadResult(args.archive_path)
-                self._write_files(reader, course, files, set(existing_files), result)
-                for plan in plans:
-                    self._write_kind(reader, course, plan, result)
+                if site.atomic_writes and self._upload_atomically(reader, course, files, plans,
+                                                                  existing_files, empty, result):
+                    pass
+                else:
+                    self._check_rows(reader, course, plans, empty)
+                    self._write_files(reader, course, files, set(existing_files), result)
+                    for plan in plans:
+                        writer = _KindWriter(self, plan, result)
+                        for keys, batch in self._staged(plan):
+                            writer.add(keys, batch)
+                        writer.finish()
         return result
+
+    def _upload_atomically(self, reader, course, files, plans, existing_files, empty, result) -> bool:
+        """Everything in one transaction: a refusal halfway leaves nothing, so rows
+        are written as soon as they are checked. False (and nothing written) where a
+        member turns out not to be one row a line: the caller stages it first."""
+        writers: list = []
+        try:
+            with self.site.atomic():
+                files_bar = self._write_files(reader, course, files, set(existing_files), result, report=False)
+                for plan in plans:
+                    writer = _KindWriter(self, plan, result, report=False)
+                    plan.spill = _DirectSink(writer.add)  # type: ignore[assignment]
+                    plan.rows = self._stage_kind(reader, course, plan, empty)
+                    writer.finish()
+                    writers.append(writer)
+        except _Restage:
+            result.rows.clear()
+            result.skipped.clear()
+            result.files = result.files_skipped = 0
+            for plan in plans:
+                plan.spill = None
+            return False
+        if files_bar is not None:  # said only now: until the commit, nothing was written
+            files_bar.finish()
+        for writer in writers:
+            writer.report()
+        return True
 
     # --- validation -------------------------------------------------------
 
@@ -187,18 +221,25 @@ class _Upload:
         so that the write pass need not parse them again. Members in Course
         Builder's one-row-a-line layout are parsed by worker processes.
         """
-        check_conflicts = not (self.args.force_overwrite or self.args.resume)
         for plan in plans:
-            occupied = check_conflicts and self.site.count(plan.kind, course.namespace) > 0
             plan.spill = self._stack.enter_context(tempfile.TemporaryFile(prefix="courseport-upload-"))
-            staged = None
-            if self._pool() is not None and reader.size(plan.member) >= PARALLEL_MIN_BYTES:
-                try:
-                    staged = self._stage_parallel(reader, plan, course, occupied, empty)
-                except NotLineLayout:
+            plan.rows = self._stage_kind(reader, course, plan, empty)
+
+    def _stage_kind(self, reader, course: CourseInfo, plan: _KindPlan, empty: bool) -> int:
+        """Parse, type, prepare and check one kind's rows into ``plan.spill``; the row count."""
+        occupied = not (self.args.force_overwrite or self.args.resume) and \
+            self.site.count(plan.kind, course.namespace) > 0
+        if self._pool() is not None and reader.size(plan.member) >= PARALLEL_MIN_BYTES:
+            try:
+                return self._stage_parallel(reader, plan, course, occupied, empty)
+            except NotLineLayout:
+                if isinstance(plan.spill, _DirectSink):
+                    if plan.spill.written:
+                        raise _Restage() from None  # undo it all, then stage first
+                else:
                     plan.spill.seek(0)
                     plan.spill.truncate()
-            plan.rows = staged if staged is not None else self._stage(reader, plan, course, occupied, empty)
+        return self._stage(reader, plan, course, occupied, empty)
 
     def _conflicts(self, plan: _KindPlan, course: CourseInfo, keys: list[Key], seen: int, empty: bool) -> None:
         for index, (key, found) in enumerate(zip(keys, self.site.exists(keys))):
@@ -216,9 +257,9 @@ class _Upload:
                 prepared = self.site.prepare_rows(batch)
             except ValueError as exc:  # e.g. a key the store cannot hold (a NUL in its name)
                 raise EtlError(f"{plan.member}: rows {seen + 1}-{seen + len(batch)}: {exc}") from None
-            pickle.dump((keys, prepared), plan.spill, pickle.HIGHEST_PROTOCOL)
             if occupied:
                 self._conflicts(plan, course, [e.key for e in batch], seen, empty)
+            plan.spill.write(pickle.dumps((keys, prepared), pickle.HIGHEST_PROTOCOL))
             seen += len(batch)
         return seen
 
@@ -261,9 +302,11 @@ class _Upload:
 
     # --- writing ----------------------------------------------------------
 
-    def _write_files(self, reader, course: CourseInfo, files, existing: set[str], result: UploadResult) -> None:
+    def _write_files(self, reader, course: CourseInfo, files, existing: set[str], result: UploadResult,
+                     report: bool = True) -> Progress | None:
+        """Write the course files; returns their progress, to report later if not ``report``."""
         if not files:
-            return
+            return None
         bar = Progress("files", len(files), enabled=self.progress)
         for member, path, is_draft in files:
             if path in existing and path != COURSE_YAML and not self.args.force_overwrite:
@@ -276,7 +319,9 @@ class _Upload:
                 if self.args.verbose:
                     log.info("file %s", path)
             bar.advance(1)
-        bar.finish()
+        if report:
+            bar.finish()
+        return bar
 
     @staticmethod
     def _staged(plan: _KindPlan) -> Iterator[list]:
@@ -288,33 +333,70 @@ class _Upload:
             except EOFError:
                 return
 
-    def _write_kind(self, reader, course: CourseInfo, plan: _KindPlan, result: UploadResult) -> None:
-        bar = Progress(plan.kind, plan.rows, enabled=self.progress)
-        written = skipped = 0
-        for keys, batch in self._staged(plan):
-            total = len(batch)
-            if keys is not None and not self.args.force_overwrite:
-                # a resumed upload rewrites the course's course.yaml rows (the new course's
-                # own blank one, or this archive's written before): a plain upload replaces the
-                # blank one too, and its two VFS rows must not be left from different files
-                found = [there and not (key.kind in VFS_KINDS and key.name == COURSE_YAML)
-                         for key, there in zip(keys, self.site.exists(keys))]
-                fresh = [row for row, there in zip(batch, found) if not there]
-                if skipped == written == 0 and fresh:
-                    log.info("Resuming upload of %s at item number %d of %d.",
-                             plan.kind, total - len(fresh), plan.rows)
-                skipped += total - len(fresh)
-                batch = fresh
-            if batch:
-                self.site.write_prepared(batch)
-                written += len(batch)
-            bar.advance(total)
-        bar.finish()
-        if self.args.resume and written == 0 and plan.rows:
-            log.info("All %d entities of %s already uploaded; skipping.", plan.rows, plan.kind)
-        result.rows[plan.kind] = written
-        if skipped:
-            result.skipped[plan.kind] = skipped
+
+
+class _KindWriter:
+    """Writes one kind's prepared batches, skipping rows already there on --resume."""
+
+    def __init__(self, upload: _Upload, plan: _KindPlan, result: UploadResult, report: bool = True) -> None:
+        self.reports = report
+        self.upload = upload
+        self.site = upload.site
+        self.args = upload.args
+        self.plan = plan
+        self.result = result
+        self.bar = Progress(plan.kind, plan.rows or None, enabled=upload.progress)
+        self.written = self.skipped = 0
+
+    def add(self, keys: list[Key] | None, batch: list) -> None:
+        total = len(batch)
+        if keys is not None and not self.args.force_overwrite:
+            # a resumed upload rewrites the course's course.yaml rows (the new course's
+            # own blank one, or this archive's written before): a plain upload replaces the
+            # blank one too, and its two VFS rows must not be left from different files
+            found = [there and not (key.kind in VFS_KINDS and key.name == COURSE_YAML)
+                     for key, there in zip(keys, self.site.exists(keys))]
+            fresh = [row for row, there in zip(batch, found) if not there]
+            if self.skipped == self.written == 0 and fresh:
+                log.info("Resuming upload of %s at item number %d.", self.plan.kind, total - len(fresh))
+            self.skipped += total - len(fresh)
+            batch = fresh
+        if batch:
+            self.site.write_prepared(batch)
+            self.written += len(batch)
+        self.bar.advance(total)
+
+    def finish(self) -> None:
+        self.result.rows[self.plan.kind] = self.written
+        if self.skipped:
+            self.result.skipped[self.plan.kind] = self.skipped
+        if self.reports:
+            self.report()
+
+    def report(self) -> None:
+        self.bar.finish()
+        if self.args.resume and self.written == 0 and self.skipped:
+            log.info("All %d entities of %s already uploaded; skipping.", self.skipped, self.plan.kind)
+
+
+class _Restage(Exception):
+    """An atomic upload met a member it cannot stage as it writes: start over, staging first."""
+
+
+class _DirectSink:
+    """Stands for the spill file where rows are written as they are staged."""
+
+    def __init__(self, add) -> None:
+        self.add = add
+        self.written = 0
+
+    def write(self, record: bytes) -> None:
+        keys, batch = pickle.loads(record)
+        self.add(keys, batch)
+        self.written += len(batch)
+
+    def tell(self) -> int:
+        return self.written
 
 
 #: members smaller than this are staged in this process (workers cost a fork)
