@@ -556,3 +556,22 @@ def test_fetch_raw_page_pages_like_fetch_page(mixed) -> None:
     # a raw cursor resumes an ordinary query too
     rows, cursor = mixed.fetch_raw_page("K", NS, limit=4)
     assert [e.key for e in mixed.query("K", NS, cursor=cursor)] == MIXED[4:]
+
+
+def test_a_store_busy_with_another_write_is_a_one_line_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}")
+    store.put(Entity(Key("K", 1), {}))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's long write
+    try:
+        store._conn.execute("PRAGMA busy_timeout=100")
+        with pytest.raises(DatastoreError, match="busy with another write") as info:
+            store.put(Entity(Key("K", 2), {}))
+        assert "\n" not in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        store.close()

@@ -436,6 +436,14 @@ class SqliteBackend(_SqliteReader, Backend):
             raise DatastoreError(f"{self.path} is not a courseport store: {exc}") from None
         return conn
 
+    def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # another process holds the write lock
+            raise DatastoreError(
+                f"the store {self.path} is busy with another write ({exc}); try again when it is done"
+            ) from None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Every write inside is one transaction: all of it lands, or none."""
@@ -443,7 +451,7 @@ class SqliteBackend(_SqliteReader, Backend):
             if self._in_transaction:
                 yield
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             self._in_transaction = True
             try:
                 yield
@@ -464,7 +472,7 @@ class SqliteBackend(_SqliteReader, Backend):
                 yield self._conn
             return
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 yield self._conn
             except BaseException:
