@@ -136,18 +136,20 @@ class _Upload:
             plans = plan_upload_kinds(args, manifest, present)
             result = UploadResult(args.archive_path)
             with self._stack:
-                if site.atomic_writes and self._upload_atomically(reader, course, files, plans,
-                                                                  existing_files, empty, result):
-                    pass
-                else:
-                    self._check_rows(reader, course, plans, empty)
-                    self._write_files(reader, course, files, set(existing_files), result)
-                    for plan in plans:
-                        writer = _KindWriter(self, plan, result)
-                        for keys, batch in self._staged(plan):
-                            writer.add(keys, batch)
-                        writer.finish()
+                job = (reader, course, files, plans, set(existing_files), empty, result)
+                if not (site.atomic_writes and self._upload_atomically(*job)):
+                    self._upload_staged(*job)
         return result
+
+    def _upload_staged(self, reader, course, files, plans, existing_files, empty, result) -> None:
+        """Stage every row in a spill file, and write only once all of them passed."""
+        self._check_rows(reader, course, plans, empty)
+        self._write_files(reader, course, files, existing_files, result)
+        for plan in plans:
+            writer = _KindWriter(self, plan, result)
+            for keys, batch in self._staged(plan):
+                writer.add(keys, batch)
+            writer.finish()
 
     def _upload_atomically(self, reader, course, files, plans, existing_files, empty, result) -> bool:
         """Everything in one transaction: a refusal halfway leaves nothing, so rows
@@ -156,7 +158,7 @@ class _Upload:
         writers: list = []
         try:
             with self.site.atomic():
-                files_bar = self._write_files(reader, course, files, set(existing_files), result, report=False)
+                files_bar = self._write_files(reader, course, files, existing_files, result, report=False)
                 for plan in plans:
                     writer = _KindWriter(self, plan, result, report=False)
                     plan.spill = _DirectSink(writer.add)  # type: ignore[assignment]
@@ -394,9 +396,6 @@ class _DirectSink:
         keys, batch = pickle.loads(record)
         self.add(keys, batch)
         self.written += len(batch)
-
-    def tell(self) -> int:
-        return self.written
 
 
 #: members smaller than this are staged in this process (workers cost a fork)
