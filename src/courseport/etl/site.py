@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from ..courses.site import Course, Site
-from ..courses.vfs import FileInfo
+from ..courses.vfs import DatastoreFileSystem, FileInfo
 from ..datastore import Backend, Entity, Key, Reader
 from ..models import make_transform
 from .rows import RowEncoder
@@ -153,14 +153,15 @@ class _LocalReading(Reading):
         self.site = site
         self.reader = reader
         self._encoders: dict[tuple[str, str | None], RowEncoder] = {}
+        self._courses: dict[str, Course] = {}
         self._transforms: dict[str, object] = {}
 
     def _course(self, course: CourseInfo) -> Course:
-        found = self.site.course(course.slug)
-        if course.editable:
-            from ..courses.vfs import DatastoreFileSystem
-
-            found.fs = DatastoreFileSystem(self.site.store, course.namespace, reader=self.reader)
+        found = self._courses.get(course.slug)
+        if found is None:
+            found = self._courses[course.slug] = self.site.course(course.slug)
+            if course.editable:  # its files as the snapshot sees them
+                found.fs = DatastoreFileSystem(self.site.store, course.namespace, reader=self.reader)
         return found
 
     def files(self, course: CourseInfo) -> list[FileInfo]:
@@ -213,13 +214,17 @@ class LocalSite(EtlSite):
         self.store = store
         self.site = Site(store)
         self.description = store.url
+        self._courses: dict[str, Course] = {}
 
     @property
     def app_id(self) -> str:  # type: ignore[override]
         return self.store.app_id
 
     def _course(self, course: CourseInfo) -> Course:
-        return self.site.course(course.slug)
+        found = self._courses.get(course.slug)
+        if found is None:
+            found = self._courses[course.slug] = self.site.course(course.slug)
+        return found
 
     def course(self, prefix: str) -> CourseInfo:
         return course_info(self.site.course(prefix))
@@ -277,6 +282,7 @@ class LocalSite(EtlSite):
 
     def remove_course(self, course: CourseInfo) -> None:
         self.site.remove_rule(course.slug)
+        self._courses.pop(course.slug, None)
 
     def close(self) -> None:
         self.store.close()
