@@ -259,3 +259,40 @@ def test_memory_is_flat_while_writing_and_reading() -> None:
     for few, many in zip(small, large):
         assert many < few * 1.2 + 500_000, (small, large)
         assert many < 12_000_000, large
+
+
+# --- line_chunks: Course Builder's layout cut for worker processes ---------------------------------
+
+
+def _line_member(rows: list[dict]) -> bytes:
+    if not rows:
+        return b'{"rows": [\n]}\n'
+    return ('{"rows": [\n' + ",\n".join("    " + json.dumps(r) for r in rows) + "\n]}\n").encode()
+
+
+def test_line_chunks_give_every_row_in_order_within_both_budgets() -> None:
+    from courseport.archive import line_chunks
+
+    rows = [{"i": i, "pad": "x" * (i % 50)} for i in range(1000)]
+    chunks = list(line_chunks(io.BytesIO(_line_member(rows)), "m", rows_per_chunk=64,
+                              read_bytes=333, chars_per_chunk=2000))
+    assert [json.loads(text) for _, chunk in chunks for text in chunk] == rows
+    assert [first for first, _ in chunks] == [1 + sum(len(c) for _, c in chunks[:n]) for n in range(len(chunks))]
+    assert all(len(chunk) <= 64 and sum(map(len, chunk[:-1])) < 2000 for _, chunk in chunks)
+    assert list(line_chunks(io.BytesIO(_line_member([])), "m")) == []
+
+
+@pytest.mark.parametrize("member", [
+    b'{"rows": [{"a": 1}]}',                       # one line
+    b'{"rows": [\n    {"a": 1},\n]}\n',             # a comma after the last row
+    b'{"rows": [\n    {"a": 1}\n    {"a": 2}\n]}\n',  # no comma between rows
+    b'{"rows": [\n    {\n      "a": 1\n    }\n]}\n',  # a row over several lines
+    b'{"rows": [\n    {"a": 1}\n]}\ntrailing\n',     # something after the end
+    b'{"rows": [\n    {"a": 1}\n',                  # no end
+    b'{"rows":[\n]}\n',                             # another header
+])
+def test_line_chunks_refuse_other_layouts(member: bytes) -> None:
+    from courseport.archive import NotLineLayout, line_chunks
+
+    with pytest.raises(NotLineLayout):
+        list(line_chunks(io.BytesIO(member), "m"))

@@ -132,7 +132,7 @@ class NotLineLayout(Exception):
 
 
 def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
-                read_bytes: int = 4 << 20) -> Iterator[tuple[int, list[str]]]:
+                read_bytes: int = 4 << 20, chars_per_chunk: int = 8 << 20) -> Iterator[tuple[int, list[str]]]:
     """Course Builder's line layout cut into ``(first row number, row texts)`` chunks.
 
     The texts are the rows' JSON, not yet parsed (so that other processes
@@ -144,6 +144,7 @@ def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
     rest = ""
     number = 1
     chunk: list[str] = []
+    chars = 0  # in ``chunk``: a chunk ends at rows_per_chunk rows or chars_per_chunk characters
     state = "header"
     pending: str | None = None  # the last row seen, kept until we know if another follows
     while True:
@@ -178,10 +179,12 @@ def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
                     if not pending.endswith(","):
                         raise NotLineLayout(member_name)
                     chunk.append(pending[:-1])
-                    if len(chunk) >= rows_per_chunk:
+                    chars += len(pending)
+                    if len(chunk) >= rows_per_chunk or chars >= chars_per_chunk:
                         yield number, chunk
                         number += len(chunk)
                         chunk = []
+                        chars = 0
                 pending = row
             elif line.strip():
                 raise NotLineLayout(member_name)
