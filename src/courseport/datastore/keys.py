@@ -224,14 +224,11 @@ def _varint(value: int) -> bytes:
     if value < 0:
         value += 1 << 64
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def _string(tag: bytes | int, text: str) -> bytes:
@@ -265,43 +262,35 @@ def encode_reference(
 class KeyStringEncoder:
     """Fast :meth:`Key.to_urlsafe` for many keys of one app (the download hot path).
 
-    Root keys, nearly all of them, are built from cached byte pieces per
+    Root keys, nearly all of them, are built from byte pieces cached per
     (kind, namespace); other keys take the general path.
     """
 
     def __init__(self, app_id: str) -> None:
         self.app_id = app_id
-        self._app = _string(_T_APP, app_id)
-        self._pieces: dict[tuple[str, str], tuple[bytes, bytes]] = {}
-
-    def _piece(self, kind: str, namespace: str) -> tuple[bytes, bytes]:
-        pieces = self._pieces.get((kind, namespace))
-        if pieces is None:
-            head = bytes([_T_ELEMENT_START]) + _string(_T_TYPE, kind)
-            tail = _string(_T_NAMESPACE, namespace) if namespace else b""
-            pieces = self._pieces[(kind, namespace)] = (head, tail)
-        return pieces
+        self._app = _string(_T_APP, app_id) + bytes([_T_PATH])
+        self._roots: dict[tuple[str, str], Callable[[IdOrName], str]] = {}
 
     def root(self, kind: str, namespace: str) -> Callable[[IdOrName], str]:
         """A function from an id or name to the key string of ``kind/ident``."""
-        head, tail = self._piece(kind, namespace)
-        app, head_id, head_name = self._app + b"\x72", head + b"\x18", head + b"\x22"
+        encode = self._roots.get((kind, namespace))
+        if encode is None:
+            encode = self._roots[(kind, namespace)] = self._root(kind, namespace)
+        return encode
+
+    def _root(self, kind: str, namespace: str) -> Callable[[IdOrName], str]:
+        head = bytes([_T_ELEMENT_START]) + _string(_T_TYPE, kind)
+        tail = _string(_T_NAMESPACE, namespace) if namespace else b""
+        app, head_id, head_name = self._app, head + bytes([_T_ID]), head + bytes([_T_NAME])
+        end = bytes([_T_ELEMENT_END])
         b2a, table = binascii.b2a_base64, _TO_URLSAFE
 
         def encode(ident: IdOrName) -> str:
             if type(ident) is int:
-                if ident < 0x80:
-                    element = head_id + bytes((ident, 0x0C))
-                else:
-                    varint = bytearray()
-                    while ident >= 0x80:
-                        varint.append((ident & 0x7F) | 0x80)
-                        ident >>= 7
-                    varint.append(ident)
-                    element = head_id + varint + b"\x0c"
+                element = head_id + _varint(ident) + end
             else:
-                raw = ident.encode("utf-8")
-                element = head_name + _varint(len(raw)) + raw + b"\x0c"
+                raw = ident.encode("utf-8")  # type: ignore[union-attr]
+                element = head_name + _varint(len(raw)) + raw + end
             data = app + _varint(len(element)) + element + tail
             return b2a(data, newline=False).translate(table).rstrip(b"=").decode("ascii")
 
@@ -309,17 +298,10 @@ class KeyStringEncoder:
 
     def __call__(self, key: Key) -> str:
         path = key._path
-        if len(path) != 1:
+        if len(path) != 1 or path[0][1] is None:
             return encode_reference(self.app_id, path, key._namespace)
         kind, ident = path[0]
-        head, tail = self._piece(kind, key._namespace)
-        if isinstance(ident, int):
-            element = head + b"\x18" + _varint(ident) + b"\x0c"
-        else:
-            raw = ident.encode("utf-8")
-            element = head + b"\x22" + _varint(len(raw)) + raw + b"\x0c"
-        data = self._app + b"\x72" + _varint(len(element)) + element + tail
-        return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
+        return self.root(kind, key._namespace)(ident)
 
 
 class _Reader:

@@ -372,12 +372,8 @@ class _KeyDecoder:
         self.id_len = len(self.id_prefix) + 8
 
     def __call__(self, pkey: bytes) -> Key:
-        if len(pkey) == self.id_len and pkey.startswith(self.id_prefix):
-            return Key._make(((self.kind, int.from_bytes(pkey[-8:], "big")),), self.namespace)
-        if pkey.startswith(self.name_prefix) and pkey.find(b"\x00", len(self.name_prefix)) == len(pkey) - 1:
-            name = pkey[len(self.name_prefix) : -1].decode("utf-8")
-            return Key._make(((self.kind, name),), self.namespace)
-        return Key.from_path(decode_sort_path(pkey), self.namespace)
+        ident = self.ident(pkey)
+        return ident if type(ident) is Key else Key._make(((self.kind, ident),), self.namespace)
 
     def ident(self, pkey: bytes) -> Any:
         """The id or name of a root key; the whole Key of any other."""

@@ -34,11 +34,12 @@ class RowError(ValueError):
     """An archive row that cannot be loaded."""
 
 
-def _key_head(key: Key) -> str:
-    ident = key.id_or_name
-    if isinstance(ident, int):
-        return f'{{"key.name": "None", "key.id": {ident}'
-    return f'{{"key.name": {dumps(ident)}, "key.id": null'
+def _row_text(ident: Any, data: str, key_string: str) -> str:
+    """An archive row: ``key.name``/``key.id``, the stored properties, ``key``."""
+    head = f'{{"key.name": "None", "key.id": {ident}' if type(ident) is int else \
+        f'{{"key.name": {dumps(ident)}, "key.id": null'
+    body = data[1:-1]
+    return f'{head}{", " if body else ""}{body}, "key": "{key_string}"}}'
 
 
 def _has_keys(signature: dict[str, Any]) -> bool:
@@ -59,7 +60,6 @@ class RowEncoder:
         if transform is not None and self.schema is None:
             raise RowError(f"{kind} has no privacy rules")
         self._key_string = KeyStringEncoder(app_id)
-        self._roots: dict[str, Callable[[Any], str]] = {}
         # id(signature) -> (signature, spliceable as stored); holding the
         # signature keeps its id from being reused by another object
         self._plain: dict[int, tuple[dict, bool]] = {}
@@ -73,10 +73,7 @@ class RowEncoder:
 
     def raw(self, raw: RawRow, decode: Callable[[RawRow], Entity]) -> str:
         """A stored row; spliced without decoding types when no key values need changing."""
-        cached = self._plain.get(id(raw.signature))
-        if cached is None:
-            cached = self._plain[id(raw.signature)] = (raw.signature, not _has_keys(raw.signature))
-        if not cached[1]:
+        if not self._is_plain(raw.signature):
             entity = decode(raw)
             return self.row(entity.key, entity)
         if self.transform is None:
@@ -96,20 +93,11 @@ class RowEncoder:
     ) -> list[str]:
         """Rows of one page from :meth:`Reader.fetch_export_page`, in order."""
         if self.transform is None:
-            root = self._roots.get(namespace)
-            if root is None:
-                root = self._roots[namespace] = self._key_string.root(self.kind, namespace)
-            plain = self._plain
+            root = self._key_string.root(self.kind, namespace)
             out = []
             for ident, data, signature in items:
-                cached = plain.get(id(signature))
-                if cached is None:
-                    cached = plain[id(signature)] = (signature, not _has_keys(signature))
-                if cached[1] and type(ident) is not Key:
-                    body = data[1:-1]
-                    head = f'{{"key.name": "None", "key.id": {ident}' if type(ident) is int else \
-                        f'{{"key.name": {dumps(ident)}, "key.id": null'
-                    out.append(f'{head}{", " if body else ""}{body}, "key": "{root(ident)}"}}')
+                if type(ident) is not Key and self._is_plain(signature):
+                    out.append(_row_text(ident, data, root(ident)))
                 else:
                     out.append(self.raw(self._raw_row(namespace, ident, data, signature), decode))
             return out
@@ -120,10 +108,15 @@ class RowEncoder:
         key = ident if type(ident) is Key else Key._make(((self.kind, ident),), namespace)
         return RawRow(key, data, signature)
 
+    def _is_plain(self, signature: dict[str, Any]) -> bool:
+        """Whether rows of this signature can be spliced as stored (no key values)."""
+        cached = self._plain.get(id(signature))
+        if cached is None:
+            cached = self._plain[id(signature)] = (signature, not _has_keys(signature))
+        return cached[1]
+
     def _splice(self, key: Key, data: str) -> str:
-        body = data[1:-1]
-        tail = f', "key": "{self._key_string(key)}"}}'
-        return _key_head(key) + (", " + body if body else "") + tail
+        return _row_text(key.id_or_name, data, self._key_string(key))
 
 
 def row_key(row: dict[str, Any], kind: str, namespace: str) -> Key:

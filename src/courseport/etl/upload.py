@@ -207,10 +207,7 @@ class _Upload:
         decoder = RowDecoder(plan.kind, namespace)
         with reader.open(plan.member) as stream:
             for number, row in enumerate(iter_rows(stream, plan.member), 1):
-                try:
-                    yield decoder.decode_json(row)
-                except (RowError, ValueError) as exc:
-                    raise EtlError(f"{plan.member}: row {number} {exc}") from None
+                yield _decode_row(decoder, row, plan.member, number)
 
     def _ignorable(self, key: Key, empty: bool) -> bool:
         """A new course's own blank course.yaml is not a conflict."""
@@ -402,6 +399,14 @@ class _DirectSink:
 PARALLEL_MIN_BYTES = 4 << 20
 
 
+def _decode_row(decoder: RowDecoder, row: dict, member: str, number: int):
+    """One archive row typed for the store, or a one-line error naming member and row."""
+    try:
+        return decoder.decode_json(row)
+    except (RowError, ValueError) as exc:
+        raise EtlError(f"{member}: row {number} {exc}") from None
+
+
 def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes]:
     """Worker: parse, type and prepare one chunk of row lines.
 
@@ -420,10 +425,7 @@ def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes]:
             raise NotLineLayout(member) from None
         if type(row) is not dict:
             raise NotLineLayout(member)
-        try:
-            decoded.append(decoder.decode_json(row))
-        except (RowError, ValueError) as exc:
-            raise EtlError(f"{member}: row {first + offset} {exc}") from None
+        decoded.append(_decode_row(decoder, row, member, first + offset))
     keys = [row.key for row in decoded] if (spill_keys or want_keys) else None
     try:
         prepared = preparer(decoded)
