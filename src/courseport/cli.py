@@ -13,32 +13,23 @@ import time
 from typing import Sequence
 
 from . import __version__
-from .courses.coursejson import CourseDataError
-from .courses.populate import PopulateError, populate
-from .courses.rules import CourseRuleError
+from .courses.populate import populate
 from .courses.sample import install_sample
-from .courses.settings import CourseSettingsError
-from .courses.site import CourseNotFoundError, Site
-from .courses.vfs import FileSystemError
-from .datastore import DEFAULT_APP_ID, DatastoreError, open_store
-from .datastore.keys import KeyError_
-from .etl.args import EtlUsageError
+from .courses.site import Site
+from .datastore import DEFAULT_APP_ID, open_store
+from .errors import (
+    EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, describe_os_error,
+    write_crash_report,
+)
 from .etl.commands import main as etl_main
-from .etl.errors import EtlError
-from .jobs.base import JobError
-from .archive import ArchiveError
 
 ETL_MODES = ("download", "upload", "delete", "run")
 
-#: errors a user can cause: reported in one line, exit status 1
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    CourseDataError, CourseNotFoundError, CourseRuleError, CourseSettingsError,
-    DatastoreError, FileSystemError, KeyError_, PopulateError,
-    EtlUsageError, EtlError, JobError, ArchiveError,
-)
+#: errors a user can cause (every one a UserError): one line, exit status 1
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """Bad arguments, caught before anything is opened."""
 
 
@@ -194,15 +185,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _guard(action) -> int:
-    """Run a command; a user's error is one line on stderr and exit status 1."""
+    """Run a command: a user's error is one line and exit status 1; a bug is
+    one line naming where its traceback was written, and exit status 70."""
     try:
         return action()
-    except USER_ERRORS + (UsageError,) as exc:
+    except UserError as exc:
         print(f"courseport: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
+    except OSError as exc:  # the machine's refusal: a full disk, a permission, a read-only folder
+        print(f"courseport: error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("courseport: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - anything else is courseport's bug
+        where = write_crash_report(exc)
+        print(
+            f"courseport: internal error ({type(exc).__name__}): this is a bug in courseport, "
+            f"not in your data or arguments; the full traceback is in {where}. "
+            "Interrupted downloads and uploads can be continued with --resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Course Builder archives: containers, manifest, member framing, checks.
 
-Only the standard library and ``courseport._json`` are used here.
+Only the standard library, ``courseport._json`` and ``courseport.errors`` are used here.
 """
 
 from .errors import ArchiveError

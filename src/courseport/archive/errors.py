@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 
-class ArchiveError(ValueError):
+
+class ArchiveError(UserError, ValueError):
     """A bad archive, member or archive operation.
 
     The message is one line and starts with (or names) the member concerned,

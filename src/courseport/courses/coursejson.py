@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import copy
 import json
 from dataclasses import dataclass, field
@@ -51,7 +53,7 @@ LESSON_DEFAULTS: dict[str, Any] = {
 }
 
 
-class CourseDataError(ValueError):
+class CourseDataError(UserError, ValueError):
     """Course unit/lesson data is not valid."""
 
 

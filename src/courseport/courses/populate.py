@@ -9,6 +9,8 @@ times come from the seed, not the clock.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import collections
 import datetime as _dt
 import json
@@ -65,7 +67,7 @@ _USER_ID_SPAN = 10**20
 _USER_ID_STEP = 61_803_398_874_989_484_821  # odd and not a multiple of 5: a bijection mod 10**20
 
 
-class PopulateError(ValueError):
+class PopulateError(UserError, ValueError):
     """A course that cannot be populated as asked."""
 
 

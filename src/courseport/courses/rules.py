@@ -7,6 +7,8 @@ lives in. The site-wide list is the ``gcb_courses_config`` value.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -16,7 +18,7 @@ _COURSE_NAME_RE = re.compile(r"[_a-z0-9-]+")
 _RULE_FORM = "course:<slug>:<folder>[:<namespace>]"
 
 
-class CourseRuleError(ValueError):
+class CourseRuleError(UserError, ValueError):
     """A course rule, or a list of them, is not valid."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 from typing import Any
 
 import yaml
@@ -19,7 +21,7 @@ AVAILABILITY_PRESETS: dict[str, tuple[bool, bool, bool]] = {
 }
 
 
-class CourseSettingsError(ValueError):
+class CourseSettingsError(UserError, ValueError):
     """A course.yaml file is not valid."""
 
 

@@ -7,6 +7,8 @@ namespace.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 from pathlib import Path
 
 from ..datastore import Backend, Entity, Key, Text, home_dir
@@ -34,7 +36,7 @@ MODEL_1_2 = "1.2"
 MODEL_1_3 = "1.3"
 
 
-class CourseNotFoundError(LookupError):
+class CourseNotFoundError(UserError, LookupError):
     def __init__(self, prefix: str, known: list[str]) -> None:
         listed = ", ".join(known) if known else "none yet: add one with 'courseport courses add /name'"
         super().__init__(f"no course found with course_url_prefix {prefix!r} (courses: {listed})")

@@ -13,6 +13,8 @@ A folder course is a read-only directory on disk.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import datetime as _dt
 import os
 import re
@@ -27,7 +29,7 @@ MAX_FILE_SIZE = 32 * SHARD_SIZE
 _SHARD_RE = re.compile(r":shard:\d+$")
 
 
-class FileSystemError(ValueError):
+class FileSystemError(UserError, ValueError):
     """A file path or operation the course file system refuses."""
 
 

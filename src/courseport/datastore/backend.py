@@ -9,6 +9,8 @@ which a multi-kind scan sees one consistent state.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import abc
 import contextlib
 from contextlib import AbstractContextManager
@@ -19,7 +21,7 @@ from .entity import Entity
 from .keys import Key
 
 
-class DatastoreError(Exception):
+class DatastoreError(UserError):
     """A store that cannot be opened or used."""
 
 

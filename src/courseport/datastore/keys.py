@@ -13,6 +13,8 @@ which is what Course Builder writes into the ``key`` field of archive rows.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import base64
 import binascii
 from functools import total_ordering
@@ -23,7 +25,7 @@ IdOrName = Union[int, str]
 _MAX_ID = 2**63 - 1
 
 
-class KeyError_(ValueError):
+class KeyError_(UserError, ValueError):
     """A key that cannot be built or decoded."""
 
 

@@ -13,6 +13,8 @@ plain ones).
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import base64
 import binascii
 import datetime as _dt
@@ -26,7 +28,7 @@ KeyEncoder = Callable[[Key], Any]
 KeyDecoder = Callable[[Any], Key]
 
 
-class ValueDecodeError(ValueError):
+class ValueDecodeError(UserError, ValueError):
     """A JSON value that does not decode to the type it should have."""
 
 

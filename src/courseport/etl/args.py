@@ -7,6 +7,8 @@ Every rule is checked here, before anything is opened or written.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import argparse
 import os
 import re
@@ -23,7 +25,7 @@ DEFAULT_PORT = 8081
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-class EtlUsageError(ValueError):
+class EtlUsageError(UserError, ValueError):
     """Arguments that break one of etl's rules."""
 
 

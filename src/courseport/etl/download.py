@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UserError
 from ..archive import ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, open_reader
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
 from .args import EtlArgs
@@ -113,8 +114,8 @@ def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> 
     """A download refused on its data leaves nothing; an interrupted one stays resumable."""
     try:
         yield
-    except (EtlError, ValueError):
-        if not resuming:
+    except UserError as exc:
+        if not resuming and not isinstance(exc, OSError):
             writer.discard()
             _sidecar(path).unlink(missing_ok=True)
         raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import UserError
 
-class EtlError(ValueError):
+
+class EtlError(UserError, ValueError):
     """A request etl refuses, before writing anything."""
 
 

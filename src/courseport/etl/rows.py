@@ -12,6 +12,8 @@ privacy download decodes, applies the kind's privacy rules and encodes.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import datetime as _dt
 import json
 import re
@@ -30,7 +32,7 @@ _KEY_FIELD_SET = frozenset(KEY_FIELDS)
 _UNTYPED = object()
 
 
-class RowError(ValueError):
+class RowError(UserError, ValueError):
     """An archive row that cannot be loaded."""
 
 

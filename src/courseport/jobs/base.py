@@ -9,6 +9,8 @@ datastore client.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import argparse
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from ..etl.args import EtlArgs
 
 
-class JobError(ValueError):
+class JobError(UserError, ValueError):
     """A job's arguments or work failed; reported in one line."""
 
 

@@ -8,6 +8,8 @@ hashed. Kinds without a schema are carried generically by the layers above.
 
 from __future__ import annotations
 
+from ..errors import UserError
+
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ ID = "id"  # auto-allocated numeric id
 NAME = "name"  # key name (user id, path, property name ...)
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """A value that does not fit its property's declared type."""
 
 
