@@ -61,4 +61,52 @@ def test_os_errors_name_the_file_and_the_fix():
 
     text = describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/x/a.zip.partial"))
     assert text == ("No space left on device (/x/a.zip.partial): "
-                    "free some space, then run the same command again with --resume")
+                    "free some space, then run the same command again (with --resume for a download or upload)")
+
+
+BUGGY = r'''
+import sys
+from courseport.etl.progress import Progress
+original = Progress.advance
+def advance(self, count):
+    original(self, count)
+    if self.label == "Student":
+        raise RuntimeError("a bug in the middle of a kind")
+Progress.advance = advance
+from courseport.cli import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_bug_mid_download_leaves_the_partial_resumable(tmp_path):
+    from conftest import cli_at, cli_env, make_store_template
+    from courseport.etl.verify import verify
+
+    home = make_store_template(tmp_path / "home", students=30, seed=1)
+    archive = tmp_path / "a.zip"
+    argv = ["download", "datastore", "/sample", "local", "--archive_path", str(archive), "--batch_size", "1"]
+    script = tmp_path / "buggy.py"
+    script.write_text(BUGGY)
+    proc = subprocess.run([sys.executable, str(script), *argv], env=cli_env(home), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == EXIT_INTERNAL_ERROR, proc.stderr
+    assert "internal error (RuntimeError)" in proc.stderr and "--resume" in proc.stderr
+    assert Path(f"{archive}.partial").exists() and not archive.exists()
+    resumed = cli_at(home, *argv, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert verify(archive).ok
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    from conftest import cli_env, make_store_template
+
+    home = make_store_template(tmp_path / "home", students=0)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line is written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "courseport", "status"], env=cli_env(home), stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""

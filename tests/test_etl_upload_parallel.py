@@ -16,6 +16,7 @@ from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.etl import upload as upload_module
 from courseport.etl.errors import EtlError
+from courseport.etl.site import LocalSite
 
 
 def _event(i: int, **extra) -> dict:
@@ -117,7 +118,7 @@ def test_conflicts_are_found_by_the_parallel_path(target: Path, tmp_path: Path, 
 def test_a_member_that_stops_being_one_row_a_line(target: Path, tmp_path: Path, monkeypatch) -> None:
     """Rows already handed on when the layout breaks: started again, staged first."""
     monkeypatch.setattr(upload_module, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(upload_module, "LOCAL_MIN_BATCH", 1)  # chunks of 7 rows: 5 go out first
+    monkeypatch.setattr(LocalSite, "min_batch_size", 1)  # chunks of 7 rows: 5 go out first
     staged: list[bool] = []
     original = upload_module._Upload._check_rows
     monkeypatch.setattr(upload_module._Upload, "_check_rows",

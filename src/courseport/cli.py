@@ -8,6 +8,8 @@ command line (see :mod:`courseport.etl`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from typing import Sequence
@@ -18,7 +20,7 @@ from .courses.sample import install_sample
 from .courses.site import Site
 from .datastore import DEFAULT_APP_ID, open_store
 from .errors import (
-    EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, describe_os_error,
+    EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, describe_os_error,
     write_crash_report,
 )
 from .etl.commands import main as etl_main
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(courseport download -h).",
     )
     parser.add_argument("--version", action="version", version=f"courseport {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                help="what to do (courseport COMMAND -h tells more)")
 
     init = sub.add_parser("init", help="create the store and install the sample course at /sample")
     init.add_argument("--app_id", "--app-id", dest="app_id", default=None,
@@ -61,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datastore(init)
 
     courses = sub.add_parser("courses", help="list or add courses")
-    courses_sub = courses.add_subparsers(dest="courses_command", metavar="ACTION", required=True)
+    courses_sub = courses.add_subparsers(dest="courses_command", metavar="ACTION", required=True,
+                                         help="add or list")
     add = courses_sub.add_parser("add", help="add an empty course, e.g. /physics")
     add.add_argument("prefix", help="the course's URL prefix, e.g. /physics ([_a-z0-9-], 2-99 characters)")
     add.add_argument("--title", default=None, help="course title (default: the name)")
@@ -71,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     pop = sub.add_parser("populate", help="write synthetic learners into a course")
     pop.add_argument("prefix", help="the course's URL prefix, e.g. /sample")
-    pop.add_argument("--students", type=int, required=True, metavar="N")
-    pop.add_argument("--seed", type=int, default=0, metavar="S")
+    pop.add_argument("--students", type=int, required=True, metavar="N",
+                     help="how many learners to write (at least 1)")
+    pop.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="random seed: the same seed writes the same learners (default 0)")
     _add_datastore(pop)
 
     status = sub.add_parser("status", help="show what the store holds")
@@ -81,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     for mode in ETL_MODES:
         sub.add_parser(mode, help=f"Course Builder etl: {mode} (courseport {mode} -h)", add_help=False)
     verify = sub.add_parser("verify", help="check an archive: members, rows, checksums, course files")
-    verify.add_argument("--archive_path", "--archive-path", dest="archive_path", required=True)
+    verify.add_argument("--archive_path", "--archive-path", dest="archive_path", required=True,
+                        help="the archive to check: a zip file, or a directory")
     verify.add_argument("--archive_type", "--archive-type", dest="archive_type",
-                        choices=("zip", "directory"), default=None)
+                        choices=("zip", "directory"), default=None,
+                        help="zip or directory (default: what the path is)")
     return parser
 
 
@@ -138,9 +146,10 @@ def cmd_populate(args: argparse.Namespace) -> int:
         raise UsageError("--students must be at least 1")
     with open_store(args.datastore, create=False) as store:
         course = Site(store).course(args.prefix)
-        started = time.perf_counter()
-        counts = populate(course, args.students, args.seed)
-        elapsed = time.perf_counter() - started
+        with store.exclusive(f"courseport populate {course.slug}"):
+            started = time.perf_counter()
+            counts = populate(course, args.students, args.seed)
+            elapsed = time.perf_counter() - started
     total = sum(counts.values())
     _out(f"populated {course.slug} with {args.students:,} students (seed {args.seed}): "
          f"{total:,} entities in {elapsed:.1f}s ({total / max(elapsed, 1e-9):,.0f} entities/s)")
@@ -192,6 +201,10 @@ def _guard(action) -> int:
     except UserError as exc:
         print(f"courseport: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # the reader went away (`courseport status | head -1`): quietly, as a shell tool would
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:  # the machine's refusal: a full disk, a permission, a read-only folder
         print(f"courseport: error: {describe_os_error(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -30,10 +30,11 @@ EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_INTERNAL_ERROR = 70  # BSD's EX_SOFTWARE
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a tool whose reader went away
 
 _OS_FIXES = {
-    _errno.ENOSPC: "free some space, then run the same command again with --resume",
-    _errno.EDQUOT: "free some space, then run the same command again with --resume",
+    _errno.ENOSPC: "free some space, then run the same command again (with --resume for a download or upload)",
+    _errno.EDQUOT: "free some space, then run the same command again (with --resume for a download or upload)",
     _errno.EFBIG: "the file grew past the size this machine allows; write to another file system",
     _errno.EROFS: "the file system is read-only; choose a writable folder",
     _errno.EACCES: "check the permissions, or choose another path",

@@ -15,7 +15,7 @@ from .readers import (
     open_reader,
 )
 from .verify import MemberCheck, VerifyReport, verify_archive
-from .writers import ArchiveWriter
+from .writers import ArchiveWriter, check_target, target_lock
 
 __all__ = [
     "MANIFEST_NAME",
@@ -32,6 +32,8 @@ __all__ = [
     "VerifyReport",
     "ZipArchiveReader",
     "check_member_name",
+    "check_target",
+    "target_lock",
     "count_rows",
     "iter_rows",
     "kind_of",

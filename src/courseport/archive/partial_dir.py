@@ -7,7 +7,7 @@ import os
 from typing import BinaryIO
 
 from .errors import ArchiveError
-from .fsutil import TMP_SUFFIX, create, fsync_dir, remove, write_atomically
+from .fsutil import TMP_SUFFIX, create, fsync_dir, refuse_special, remove, write_atomically
 from .manifest import MANIFEST_NAME
 from .partial import Partial
 from .readers import Limits, scan_directory
@@ -25,6 +25,7 @@ class DirectoryPartial(Partial):
         if resume and os.path.isdir(partial) and not os.path.islink(partial):
             self.members = self._recover()
         else:
+            refuse_special(partial, ("file", "directory", "link"))
             remove(partial)
             create(lambda: os.mkdir(partial), partial)
             self.members = []

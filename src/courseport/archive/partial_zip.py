@@ -18,7 +18,7 @@ import zipfile
 from typing import Any, BinaryIO
 
 from .errors import ArchiveError
-from .fsutil import create, remove, write_atomically
+from .fsutil import create, refuse_special, remove_file, write_atomically
 from .manifest import MANIFEST_NAME
 from .partial import Partial
 from .readers import ZipArchiveReader
@@ -73,7 +73,7 @@ class ZipPartial(Partial):
             if not os.path.isfile(path) or os.path.islink(path):
                 raise ArchiveError(f"cannot resume {path}: not a zip file")
             _check_adoptable(path)  # before anything moves
-            remove(self.sidecar)
+            remove_file(self.sidecar)
             os.replace(path, partial)
         if resume and os.path.isfile(partial) and os.path.isfile(self.sidecar):
             self._restore()
@@ -86,8 +86,9 @@ class ZipPartial(Partial):
     # -- set-up ------------------------------------------------------------
 
     def _fresh(self) -> None:
-        remove(self.partial)
-        remove(self.sidecar)
+        refuse_special(self.partial, ('file', 'link'))
+        remove_file(self.partial)
+        remove_file(self.sidecar)
         self.file = create(lambda: open(self.partial, "w+b"), self.partial)
         self.guard = _GuardedFile(self.file)
         self._zip = self._zipfile("w")
@@ -219,7 +220,7 @@ class ZipPartial(Partial):
             self.file.close()
 
     def cleanup(self) -> None:
-        remove(self.sidecar)
+        remove_file(self.sidecar)
 
     def _close_zip(self) -> None:
         """Close the zip, leaving the file positioned at its end."""

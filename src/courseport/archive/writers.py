@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from .errors import ArchiveError, show
-from .fsutil import TMP_SUFFIX, fsync_dir, remove
+from .._locks import exclusive
+from .fsutil import TMP_SUFFIX, file_type, fsync_dir, remove
 from .manifest import MANIFEST_NAME, Manifest
 from .names import check_member_name
 from .partial_dir import DirectoryPartial
@@ -152,6 +153,46 @@ class ArchiveWriter:
         if clash is not None:
             raise ArchiveError(f"{name}: conflicts with member {show(clash)} "
                                "(a file cannot also be a directory)")
+
+
+#: what the top of a directory archive may hold (and so may be replaced)
+_ARCHIVE_TOP_LEVEL = {MANIFEST_NAME, "models", "files"}
+
+
+def target_lock(path: str | os.PathLike[str], what: str) -> contextlib.AbstractContextManager[None]:
+    """Hold ``<path>.lock`` while an archive is written at ``path``: a second
+    writer of the same archive is refused, naming the first."""
+    path = os.fspath(path)
+    return exclusive(path + ".lock", what, subject=f"the archive {path}",
+                     fix="wait for it to finish, or choose another --archive_path")
+
+
+def check_target(path: str | os.PathLike[str], archive_type: str, *, replace: bool, resume: bool) -> None:
+    """Refuse a target an archive of ``archive_type`` must not be written to.
+
+    A missing path is fine. An existing one needs ``replace`` or ``resume``;
+    even then only a file (or a link, itself replaced, never followed) or an
+    archive directory is replaced: never a FIFO, a device, a socket, nor a
+    directory that is not an archive.
+    """
+    path = os.fspath(path)
+    found = file_type(path)
+    if found is None:
+        return
+    if not (replace or resume):
+        raise ArchiveError(f"{path} already exists: pass --force_overwrite to replace it or --resume to continue it")
+    if found == "directory":
+        if not set(os.listdir(path)) <= _ARCHIVE_TOP_LEVEL:
+            raise ArchiveError(f"{path} is a directory that holds more than an archive: "
+                               "courseport replaces only archives; choose another --archive_path")
+        if resume and archive_type == "zip":
+            raise ArchiveError(f"cannot resume {path}: it is a directory, not a zip archive")
+    elif found == "file":
+        if resume and archive_type == "directory":
+            raise ArchiveError(f"cannot resume {path}: it is a file, not a directory archive")
+    elif found != "link":
+        raise ArchiveError(f"{path} is a {found}, not an archive: courseport never replaces "
+                           "special files; choose another --archive_path")
 
 
 def _parents(name: str) -> list[str]:

@@ -113,6 +113,12 @@ class Reader(abc.ABC):
         """The entity of a row from :meth:`fetch_raw_page`."""
         raise NotImplementedError
 
+    def change_count(self, namespace: str = "") -> int | None:
+        """How many write transactions have changed ``namespace`` so far (as
+        this reader sees the store); None where the store cannot tell. Two
+        equal counts mean the namespace's data did not change in between."""
+        return None
+
     def get(self, key: Key) -> Entity | None:
         return self.get_multi([key])[0]
 
@@ -181,6 +187,12 @@ class Backend(Reader):
 
     #: whether :meth:`transaction` really is all-or-nothing
     atomic = False
+
+    def exclusive(self, what: str) -> AbstractContextManager[None]:
+        """Hold the store's writer lock while a command that changes it runs:
+        another such command waits a while, then is refused naming this one.
+        ``what`` says what this process does, for that message."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         pass

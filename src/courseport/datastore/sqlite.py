@@ -13,6 +13,7 @@ gives it one consistent state while the main connection goes on writing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .._json import dumps
+from .._locks import exclusive, lock_wait
 from .backend import Backend, BadCursorError, DatastoreError, Page, RawRow, Reader
 from .entity import Entity
 from .keys import Key, decode_sort_path, encode_sort_path
@@ -353,11 +355,20 @@ class _SqliteReader(Reader):
         with self._lock:
             return [row[0] for row in self._conn.execute(_NAMESPACES_SQL)]
 
+    def change_count(self, namespace: str = "") -> int | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (_changes_name(namespace),)).fetchone()
+        return int(row[0]) if row else 0
+
     def count(self, kind: str, namespace: str = "") -> int:
         with self._lock:
             return self._conn.execute(
                 "SELECT COUNT(*) FROM entities WHERE ns = ? AND kind = ?", (namespace, kind)
             ).fetchone()[0]
+
+
+def _changes_name(namespace: str) -> str:
+    return f"changes:{namespace}"
 
 
 class _KeyDecoder:
@@ -384,6 +395,17 @@ class _KeyDecoder:
         return Key.from_path(decode_sort_path(pkey), self.namespace)
 
 
+def _describe_sqlite_error(path: Path, exc: sqlite3.OperationalError) -> str:
+    text = str(exc)
+    if "full" in text:
+        return f"the disk holding the store {path} is full ({text}): free some space and run again; nothing was written"
+    if "readonly" in text or "read-only" in text:
+        return f"the store {path} cannot be written ({text}): check its permissions and its file system"
+    if "locked" in text or "busy" in text:
+        return f"the store {path} is busy with another write ({text}); try again when it is done"
+    return f"the store {path} failed: {text}"
+
+
 class SqliteBackend(_SqliteReader, Backend):
     """The embedded store in one sqlite file (created when missing)."""
 
@@ -395,6 +417,7 @@ class SqliteBackend(_SqliteReader, Backend):
         self.url = f"sqlite:///{self.path}"
         self._check_is_store(create)
         self._in_transaction = False
+        self._touched: set[str] = set()  # namespaces the open transaction changed
         conn = self._connect()
         with conn:
             conn.executescript(_SCHEMA)
@@ -450,14 +473,12 @@ class SqliteBackend(_SqliteReader, Backend):
             self._begin()
             self._in_transaction = True
             try:
-                yield
+                with self._translated():
+                    yield
+                    self._commit()
             except BaseException:
-                self._conn.execute("ROLLBACK")
-                self._signatures.rolled_back()
+                self._rollback()
                 raise
-            else:
-                self._conn.execute("COMMIT")
-                self._signatures.committed()
             finally:
                 self._in_transaction = False
 
@@ -470,13 +491,46 @@ class SqliteBackend(_SqliteReader, Backend):
         with self._lock:
             self._begin()
             try:
-                yield self._conn
+                with self._translated():
+                    yield self._conn
+                    self._commit()
             except BaseException:
-                self._conn.execute("ROLLBACK")
-                self._signatures.rolled_back()
+                self._rollback()
                 raise
-            self._conn.execute("COMMIT")
-            self._signatures.committed()
+
+    def _commit(self) -> None:
+        """Count the change in every namespace written, then commit."""
+        if self._touched:
+            self._conn.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, '1') ON CONFLICT (name) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                [(_changes_name(ns),) for ns in sorted(self._touched)],
+            )
+        self._conn.execute("COMMIT")
+        self._touched.clear()
+        self._signatures.committed()
+
+    def _rollback(self) -> None:
+        self._touched.clear()
+        # sqlite has already rolled back after some errors (a full disk, say)
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self._conn.execute("ROLLBACK")
+        self._signatures.rolled_back()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """sqlite's errors about the machine, as one-line store errors."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise DatastoreError(_describe_sqlite_error(self.path, exc)) from None
+
+    def exclusive(self, what: str) -> Iterator[None]:  # type: ignore[override]
+        return exclusive(
+            f"{self.path}.lock", what, subject=f"the store {self.path}",
+            fix="wait for it to finish, then run again", wait=lock_wait(),
+        )
 
     def get_meta(self, name: str) -> str | None:
         with self._lock:
@@ -532,6 +586,7 @@ class SqliteBackend(_SqliteReader, Backend):
                     ident = first + offset
                     pkeys[index] = encode_sort_path(rows[index][3] + ((kind, ident),))
                     allocated.append((index, ident))
+            self._touched.update(row[0] for row in rows)
             params = [
                 (row[0], row[1], row[2] if row[2] is not None else pkeys[index], row[5],
                  intern(conn, row[6]) if row[6] else 0)
@@ -580,6 +635,7 @@ class SqliteBackend(_SqliteReader, Backend):
         if not keys:
             return
         with self._write() as conn:
+            self._touched.update(key.namespace for key in keys)
             conn.executemany(
                 "DELETE FROM entities WHERE ns = ? AND kind = ? AND pkey = ?",
                 [(key.namespace, key.kind, key.sort_key()) for key in keys],

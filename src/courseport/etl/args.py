@@ -21,6 +21,7 @@ TYPES = ("course", "datastore")
 ARCHIVE_TYPES = ("zip", "directory")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_BATCH_SIZE = 20
+MAX_BATCH_SIZE = 1_000_000
 DEFAULT_PORT = 8081
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
@@ -90,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "batch_size", type=int, default=DEFAULT_BATCH_SIZE,
           help=f"entities per datastore fetch or put (default {DEFAULT_BATCH_SIZE})")
     _flag(parser, "datastore_types", default=None,
-          help="comma-separated kinds to process (default: all)")
-    _flag(parser, "exclude_types", default=None, help="comma-separated kinds to skip")
+          help="datastore type (download, upload, delete): comma-separated kinds to process (default: all)")
+    _flag(parser, "exclude_types", default=None,
+          help="datastore type (download, upload, delete): comma-separated kinds to leave alone")
     _flag(parser, "disable_remote", action="store_true",
           help="run: skip remote set-up, for jobs that run locally")
     _flag(parser, "force_overwrite", action="store_true",
@@ -174,8 +176,10 @@ def validate(args: EtlArgs) -> None:
         )
     if mode in ("download", "upload") and args.archive_path is None:
         raise EtlUsageError(f"{mode} needs --archive_path")
-    if args.batch_size < 1:
-        raise EtlUsageError(f"--batch_size must be at least 1, not {args.batch_size}")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise EtlUsageError(
+            f"--batch_size must be between 1 and {MAX_BATCH_SIZE:,}, not {args.batch_size}"
+        )
     if not 0 < args.port < 65536:
         raise EtlUsageError(f"--port must be between 1 and 65535, not {args.port}")
     if args.disable_remote and mode != "run" and not args.internal:

@@ -13,6 +13,7 @@ from .delete import delete
 from .download import download
 from .errors import EtlError
 from .open import open_site
+from .progress import LineAwareHandler, end_line
 from .rows import RowError
 from .upload import upload
 
@@ -23,7 +24,7 @@ def configure_logging(level: str) -> None:
     logger = logging.getLogger("courseport")
     logger.setLevel(level)
     if not any(getattr(h, "_courseport", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = LineAwareHandler(sys.stderr)  # clears a bar's line before a log line
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         handler._courseport = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
@@ -42,9 +43,11 @@ def run_mode(args: EtlArgs) -> int:
 def _run_mode(args: EtlArgs) -> int:
     site = open_site(args)
     started = time.perf_counter()
+    # progress is said at INFO: --log_level WARNING quiets the bars on a terminal too
+    progress = logging.getLogger("courseport.etl").isEnabledFor(logging.INFO)
     try:
         if args.mode == "download":
-            result = download(args, site)
+            result = download(args, site, progress=progress)
             elapsed = time.perf_counter() - started
             print(
                 f"downloaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
@@ -52,7 +55,8 @@ def _run_mode(args: EtlArgs) -> int:
                 + f" in {elapsed:.1f}s to {result.path}"
             )
         elif args.mode == "upload":
-            result = upload(args, site)
+            with site.exclusive(_describe(args)):
+                result = upload(args, site, progress=progress)
             elapsed = time.perf_counter() - started
             skipped = sum(result.skipped.values())
             print(
@@ -62,14 +66,21 @@ def _run_mode(args: EtlArgs) -> int:
                 + f" in {elapsed:.1f}s from {args.archive_path}"
             )
         else:
-            result = delete(args, site)
+            with site.exclusive(_describe(args)):
+                result = delete(args, site, progress=progress)
             print(
                 f"deleted {sum(result.rows.values()):,} entities from namespace {result.namespace!r}"
                 + (f" and removed course {args.course_url_prefix}" if result.course_removed else "")
             )
     finally:
+        end_line()  # an error or an interrupt is printed on a line of its own
         site.close()
     return 0
+
+
+def _describe(args: EtlArgs) -> str:
+    """The command as others are told of it (never its secrets)."""
+    return f"courseport {args.mode} {args.type} {args.course_url_prefix}"
 
 
 def main(argv: Sequence[str]) -> int:

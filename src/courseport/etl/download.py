@@ -11,25 +11,24 @@ are kept, the rest is written.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
-from ..archive import ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, open_reader
+from ..archive import (
+    ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, check_target, open_reader, target_lock,
+)
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
 from .progress import Progress
+from .resume import DownloadRecord
 from .site import CourseInfo, EtlSite, Reading
 
 log = logging.getLogger("courseport.etl")
 
-#: the embedded store has no round trip to save: read at least this many rows a page
-LOCAL_MIN_BATCH = 5000
 _MIN_VERSION = "1.3"
 _STATIC_ONLY = ("/course.yaml", "/data/course.json")
 
@@ -46,14 +45,13 @@ class DownloadResult:
         return sum(self.rows.values())
 
 
-def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]:
-    """The kinds to download, sorted; unknown requests fail naming the available ones."""
-    if args.type == "course":
-        return list(COURSE_KINDS)
-    available = sorted(
-        kind for kind in reading.kinds(course.namespace)
-        if not is_internal_kind(kind) and kind not in EXCLUDED_KINDS
-    )
+def select_kinds(args: EtlArgs, available: list[str], verb: str) -> list[str]:
+    """``--datastore_types`` (default: every available kind) less ``--exclude_types``, sorted.
+
+    A requested kind that is not available fails, naming the available ones
+    (download and delete alike); an excluded one that is not there is a warning.
+    """
+    available = sorted(available)
     requested = args.datastore_types or available
     missing = sorted(set(requested) - set(available))
     if missing:
@@ -66,7 +64,19 @@ def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]
         log.warning("--exclude_types names kinds that are not here: %s", ", ".join(unknown_excludes))
     kinds = sorted(set(requested) - set(args.exclude_types))
     if not kinds:
-        raise EtlError(f"no kinds left to download. Available types are: {', '.join(available) or '(none)'}")
+        raise EtlError(f"no kinds left to {verb}. Available types are: {', '.join(available) or '(none)'}")
+    return kinds
+
+
+def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]:
+    """The kinds to download, sorted; unknown requests fail naming the available ones."""
+    if args.type == "course":
+        return list(COURSE_KINDS)
+    available = [
+        kind for kind in reading.kinds(course.namespace)
+        if not is_internal_kind(kind) and kind not in EXCLUDED_KINDS
+    ]
+    kinds = select_kinds(args, available, "download")
     if args.privacy:
         unruled = [kind for kind in kinds if schema_for(kind) is None]
         if unruled:
@@ -81,24 +91,6 @@ def _member(kind: str) -> str:
     return f"models/{kind}.json"
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".partial.manifest")
-
-
-def _load_sidecar(path: Path) -> dict[str, dict]:
-    try:
-        return json.loads(_sidecar(path).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_sidecar(path: Path, entries: dict[str, dict]) -> None:
-    target = _sidecar(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(entries), "utf-8")
-    tmp.replace(target)
-
-
 def _manifest_info(path: Path, archive_type: str) -> dict[str, dict]:
     """Rows and checksums of a finished archive's members, to keep on resume."""
     try:
@@ -111,13 +103,14 @@ def _manifest_info(path: Path, archive_type: str) -> dict[str, dict]:
 
 @contextlib.contextmanager
 def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> Iterator[None]:
-    """A download refused on its data leaves nothing; an interrupted one stays resumable."""
+    """A download refused on its data leaves nothing; an interrupted one
+    (killed, a full disk, a bug) stays resumable."""
     try:
         yield
     except UserError as exc:
         if not resuming and not isinstance(exc, OSError):
             writer.discard()
-            _sidecar(path).unlink(missing_ok=True)
+            DownloadRecord.remove(path)
         raise
 
 
@@ -131,48 +124,66 @@ def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> Download
             f"course {course.slug} is a model {course.version} course: cannot download courses "
             "made with Course Builder versions earlier than 1.3.0 (its files are on disk already)"
         )
-    secret = None
-    if args.privacy:
-        secret = args.privacy_secret if args.privacy_secret is not None else str(secrets.randbits(128))
-    batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
-    info = _load_sidecar(path) if args.resume else {}
-    if args.resume and not info and path.exists():
-        info = _manifest_info(path, args.archive_type)
-    with site.reading() as reading:
-        kinds = plan_kinds(args, reading, course)
-        files = reading.files(course) if args.type == "course" else []
-        if args.no_static_files:
-            files = [info for info in files if info.path in _STATIC_ONLY]
-        result = DownloadResult(path)
-        with ArchiveWriter(path, archive_type=args.archive_type, resume=args.resume) as writer, \
-                _discard_when_refused(writer, path, args.resume):
-            done = set(writer.completed())
-            extra = sorted(
-                name for name in done
-                if name.startswith("models/") and name[len("models/"):-len(".json")] not in kinds
+    with target_lock(path, f"courseport download {args.type} {course.slug}"):
+        check_target(path, args.archive_type, replace=args.force_overwrite, resume=args.resume)
+        with site.reading() as reading:
+            return _download(args, site, reading, course, path, progress)
+
+
+def _download(args: EtlArgs, site: EtlSite, reading: Reading, course: CourseInfo, path: Path,
+              progress: bool) -> DownloadResult:
+    batch = max(args.batch_size, site.min_batch_size)
+    changes = reading.change_count(course.namespace)
+    record = DownloadRecord.load(path) if args.resume else None
+    if record is not None:
+        record.continue_with(args, course, changes)
+    kinds = plan_kinds(args, reading, course)
+    files = reading.files(course) if args.type == "course" else []
+    if args.no_static_files:
+        files = [info for info in files if info.path in _STATIC_ONLY]
+    finished = _manifest_info(path, args.archive_type) if args.resume and record is None and path.exists() else {}
+    result = DownloadResult(path)
+    with ArchiveWriter(path, archive_type=args.archive_type, resume=args.resume) as writer, \
+            _discard_when_refused(writer, path, args.resume):
+        done = set(writer.completed())
+        extra = sorted(
+            name for name in done
+            if name.startswith("models/") and name[len("models/"):-len(".json")] not in kinds
+        )
+        if extra:
+            raise EtlError(
+                f"--resume: the partial archive holds {', '.join(extra)}, which this download "
+                "does not ask for: resume with the same arguments, or start again with --force_overwrite"
             )
-            if extra:
+        if record is None:
+            todo = [kind for kind in kinds if _member(kind) not in done]
+            if done and todo:
+                # no record of the earlier run: its privacy, secret and snapshot are unknown
                 raise EtlError(
-                    f"--resume: the partial archive holds {', '.join(extra)}, which this download "
-                    "does not ask for: resume with the same arguments, or start again with --force_overwrite"
+                    f"--resume: {path} has no record of the download that wrote it, so the rest "
+                    "could not be known to match it; start it again with --force_overwrite"
                 )
-            manifest = Manifest(raw=course.raw, version=course.version, entries=[])
-            result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
-            for kind in kinds:
-                member = _member(kind)
-                if member in done:
-                    known = info.get(member, {})
-                    manifest.add(ManifestEntry(member, False, known.get("rows"), known.get("sha256")))
-                    result.resumed.append(member)
-                    log.info("%s: already in the partial archive, skipped", member)
-                    continue
-                rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
-                manifest.add(ManifestEntry(member, False, rows, digest))
-                info[member] = {"rows": rows, "sha256": digest}
-                _save_sidecar(path, info)
-                result.rows[kind] = rows
-            writer.commit(manifest)
-    _sidecar(path).unlink(missing_ok=True)
+            record = DownloadRecord.begin(args, course, changes)
+            record.members.update(finished)
+        record.save(path)
+        secret = record.secret_for(args)
+        manifest = Manifest(raw=course.raw, version=course.version, entries=[])
+        result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
+        for kind in kinds:
+            member = _member(kind)
+            if member in done:
+                known = record.members.get(member, {})
+                manifest.add(ManifestEntry(member, False, known.get("rows"), known.get("sha256")))
+                result.resumed.append(member)
+                log.info("%s: already in the partial archive, skipped", member)
+                continue
+            rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
+            manifest.add(ManifestEntry(member, False, rows, digest))
+            record.members[member] = {"rows": rows, "sha256": digest}
+            record.save(path)
+            result.rows[kind] = rows
+        writer.commit(manifest)
+    DownloadRecord.remove(path)
     return result
 
 

@@ -63,10 +63,22 @@ class Reading(abc.ABC):
     ) -> RowsPage:
         """Up to ``batch_size`` archive rows of ``kind`` after ``cursor``."""
 
+    def change_count(self, namespace: str) -> int | None:
+        """The store's change count of ``namespace`` in this view (see
+        ``Reader.change_count``); None where the site cannot tell."""
+        return None
+
 
 class EtlSite(abc.ABC):
     app_id: str
     description: str
+    #: the fewest rows worth a page or a put (a store with no round trip wants many)
+    min_batch_size: int = 1
+
+    def exclusive(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the site's writer lock while a command that changes it runs
+        (see ``Backend.exclusive``); ``what`` names the command."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def course(self, prefix: str) -> CourseInfo:
@@ -93,6 +105,11 @@ class EtlSite(abc.ABC):
 
     @abc.abstractmethod
     def put(self, entities: Sequence[Entity]) -> None: ...
+
+    def get_rows(self, keys: Sequence[Key]) -> list | None:
+        """The properties of the entities at ``keys`` (None where absent), as a write in
+        progress sees them; None where the site cannot tell."""
+        return None
 
     def prepare(self, entities: Sequence[Entity]) -> list:
         """Entities made ready for :meth:`write_prepared` (each keeps a ``.key``)."""
@@ -183,6 +200,9 @@ class _LocalReading(Reading):
     def count(self, kind: str, namespace: str) -> int:
         return self.reader.count(kind, namespace)
 
+    def change_count(self, namespace: str) -> int | None:
+        return self.reader.change_count(namespace)
+
     def _encoder(self, kind: str, secret: str | None) -> RowEncoder:
         slot = (kind, secret)
         encoder = self._encoders.get(slot)
@@ -209,6 +229,8 @@ class _LocalReading(Reading):
 
 class LocalSite(EtlSite):
     """The embedded store, used directly."""
+
+    min_batch_size = 5000  # no round trip to save
 
     def __init__(self, store: Backend) -> None:
         self.store = store
@@ -252,6 +274,9 @@ class LocalSite(EtlSite):
     def put(self, entities: Sequence[Entity]) -> None:
         self.store.put_multi(entities)
 
+    def get_rows(self, keys: Sequence[Key]) -> list | None:
+        return self.store.get_multi(list(keys))
+
     def prepare(self, entities: Sequence[Entity]) -> list:
         return self.store.prepare(entities)
 
@@ -279,6 +304,9 @@ class LocalSite(EtlSite):
 
     def delete(self, keys: Sequence[Key]) -> None:
         self.store.delete_multi(keys)
+
+    def exclusive(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return self.store.exclusive(what)
 
     def remove_course(self, course: CourseInfo) -> None:
         self.site.remove_rule(course.slug)

@@ -44,8 +44,9 @@ def run_job(args: EtlArgs) -> int:
             check_app_id(args.application_id, site.app_id)
             if not isinstance(site, LocalSite):
                 raise EtlError("course jobs run on the embedded store only, for now")
-            job.bind(site.site.course(args.course_url_prefix), site.store)
-            job.run()
+            with site.exclusive(f"courseport run {args.type} {args.course_url_prefix}"):
+                job.bind(site.site.course(args.course_url_prefix), site.store)
+                job.run()
         finally:
             site.close()
     else:
