@@ -24,8 +24,8 @@ from .._json import dumps
 from ..datastore import Entity, Key, RawRow
 from ..datastore.keys import KeyStringEncoder, reference_is_root
 from ..datastore.values import encode_properties, encode_value
-from ..models import SchemaError, export_private, schema_for
-from ..models.schema import Prop, Transform, _coerce
+from ..models import ExportContext, SchemaError, export_private, schema_for
+from ..models.schema import INT64_MAX, INT64_MIN, Prop, Transform, _coerce, check_value
 
 KEY_FIELDS = ("key", "key.id", "key.name")
 _KEY_FIELD_SET = frozenset(KEY_FIELDS)
@@ -65,11 +65,20 @@ class RowEncoder:
         # id(signature) -> (signature, spliceable as stored); holding the
         # signature keeps its id from being reused by another object
         self._plain: dict[int, tuple[dict, bool]] = {}
+        self._contexts: dict[str, ExportContext] = {}
+
+    def _context(self, namespace: str) -> ExportContext:
+        """The privacy rules' context for rows of ``namespace`` (safe keys are built there)."""
+        ctx = self._contexts.get(namespace)
+        if ctx is None:
+            assert self.transform is not None
+            ctx = self._contexts[namespace] = ExportContext(self.transform, self.app_id, namespace)
+        return ctx
 
     def row(self, key: Key, props: dict[str, Any]) -> str:
         if self.transform is not None:
             assert self.schema is not None
-            key, props = export_private(self.schema, key, props, self.transform)
+            key, props = export_private(self.schema, key, props, self._context(key.namespace))
         data, _ = encode_properties(props, self._key_string)
         return self._splice(key, dumps(data))
 
@@ -80,10 +89,10 @@ class RowEncoder:
             return self.row(entity.key, entity)
         if self.transform is None:
             return self._splice(raw.key, raw.data)
-        # privacy rules only drop, hash and add members: they apply to the
-        # JSON form as well as to typed values
+        # privacy rules only drop, hash, rewrite and add members: they apply
+        # to the JSON form as well as to typed values
         assert self.schema is not None
-        key, props = export_private(self.schema, raw.key, json.loads(raw.data), self.transform)
+        key, props = export_private(self.schema, raw.key, json.loads(raw.data), self._context(raw.key.namespace))
         added = props.get("key_by_user_id")  # the one Key a JSON-form export gains
         if isinstance(added, Key):
             props["key_by_user_id"] = self._key_string(added)
@@ -163,7 +172,11 @@ def _json_typer(kind: str, prop: Prop) -> Callable[[Any], Any] | None:
     if prop.repeated or prop.type == "key":
         return None
     slow = lambda value: encode_value(_coerce(kind, prop, value), _no_keys)[0]  # noqa: E731
-    simple = {"str": str, "int": int, "bool": bool, "text": str, "float": float}.get(prop.type)
+    if prop.type == "int":  # App Engine's ints are 64-bit
+        return lambda value: value if type(value) is int and INT64_MIN <= value <= INT64_MAX else slow(value)
+    if prop.type == "float":  # finite (x - x is NaN for an infinity)
+        return lambda value: value if type(value) is float and value - value == 0.0 else slow(value)
+    simple = {"str": str, "bool": bool, "text": str}.get(prop.type)
     if simple is not None:
         return lambda value: value if type(value) is simple else slow(value)
     if prop.type == "datetime":
@@ -171,7 +184,8 @@ def _json_typer(kind: str, prop: Prop) -> Callable[[Any], Any] | None:
     if prop.type == "date":
         return lambda value: value if type(value) is str and _is_canonical_date(value) else slow(value)
     if prop.type == "json":
-        return lambda value: value
+        where = f"{kind}.{prop.name}"
+        return lambda value: check_value(where, value)
     return slow  # bytes: validated and normalised by decoding
 
 
@@ -235,8 +249,8 @@ class RowDecoder:
                     continue
                 typer = typers.get(name, _UNTYPED)
                 if value is None or typer is _UNTYPED:
-                    if generic and type(value) is list:
-                        _check_generic({name: value})
+                    if type(value) in _CHECKED:  # numbers within App Engine's range, bounded nesting
+                        _check_generic(self.kind, {name: value}, generic)
                     props[name] = value
                 elif typer is None:
                     return self.decode(row)
@@ -258,12 +272,22 @@ class RowDecoder:
             except SchemaError as exc:
                 raise RowError(str(exc)) from None
         else:
-            _check_generic(props)
+            _check_generic(self.kind, props, True)
         return Entity(key, props)
 
 
-def _check_generic(props: dict[str, Any]) -> None:
-    """Values of a kind carried generically are stored as the JSON they are."""
+#: the types of untyped values that need a look: numbers, and containers of them
+_CHECKED = frozenset((int, float, list, dict))
+
+
+def _check_generic(kind: str, props: dict[str, Any], generic: bool) -> None:
+    """Values of a kind carried generically are stored as the JSON they are:
+    within App Engine's limits, and (``generic``: a kind without a schema) no
+    list holding lists or objects."""
     for name, value in props.items():
-        if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+        if generic and isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
             raise RowError(f"property {name!r}: lists of lists or objects cannot be stored")
+        try:
+            check_value(f"{kind}.{name}", value)
+        except SchemaError as exc:
+            raise RowError(str(exc)) from None

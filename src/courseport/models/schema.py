@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .. import _json
 from ..datastore import Entity, Key, Text
 from ..datastore.values import decode_bytes, parse_date, parse_datetime
 
@@ -44,29 +45,87 @@ class Prop:
             raise ValueError(f"unknown property type {self.type!r}")
 
 
-def _identity_safe_key(key: Key, transform: Transform) -> Key:
+@dataclass(frozen=True)
+class ExportContext:
+    """What privacy rules need besides a row (one per download, kind and namespace).
+
+    ``transform`` is the HMAC; safe keys are built in ``namespace`` (the
+    course's, as Course Builder builds them in the current namespace), and
+    key strings inside values and key names are written for ``app_id``.
+    """
+
+    transform: Transform
+    app_id: str = ""
+    namespace: str = ""
+
+    def key_string(self, key: Key) -> str:
+        return key.to_urlsafe(self.app_id)
+
+
+#: ``safe_key(key, row, ctx)``: the key as it may leave the store under ``--privacy``.
+#: ``row`` holds the properties of the row the key is exported in (the entity's
+#: own row, or the row that refers to the key), or None when there is none.
+SafeKey = Callable[[Key, "Mapping[str, Any] | None", ExportContext], Key]
+
+
+def _identity_safe_key(key: Key, row: Mapping[str, Any] | None, ctx: ExportContext) -> Key:
     return key
 
 
-def hash_name_safe_key(key: Key, transform: Transform) -> Key:
-    """``Kind/<hmac(id_or_name)>``: Student, StudentAnswersEntity, ..."""
-    return Key(key.kind, transform(key.id_or_name), namespace=key.namespace)
+def _name_of(key: Key) -> str:
+    return str(key.id_or_name)
 
 
-def hash_prefix_safe_key(separator: str) -> Callable[[Key, Transform], Key]:
-    """``Kind/<hmac(user_id)><sep><rest>``, splitting at the first ``sep``."""
+def hash_whole_name(key: Key, ctx: ExportContext) -> Key:
+    """``Kind/<hmac(id or name)>`` in the export's namespace."""
+    return Key(key.kind, ctx.transform(key.id_or_name), namespace=ctx.namespace)
 
-    def safe_key(key: Key, transform: Transform) -> Key:
-        name = str(key.id_or_name)
-        if separator not in name:
-            raise SchemaError(
-                f"{key.kind} key name {name!r} has no {separator!r}: "
-                f"expected '<user_id>{separator}<name>'"
-            )
-        user_id, rest = name.split(separator, 1)
-        return Key(key.kind, f"{transform(user_id)}{separator}{rest}", namespace=key.namespace)
 
-    return safe_key
+def hash_name_safe_key(key: Key, row: Mapping[str, Any] | None, ctx: ExportContext) -> Key:
+    """``Kind/<hmac(id_or_name)>``: Student, StudentAnswersEntity, ... (and
+    courseport's own rule for StudentNewsEntity and StudentGroupMembership)."""
+    return Key(key.kind, ctx.transform(key.id_or_name), namespace=ctx.namespace)
+
+
+def malformed_key(key: Key, expected: str, why: str) -> SchemaError:
+    """The one-line refusal for a key name that is not of its kind's form at all."""
+    return SchemaError(
+        f"{key.kind} key name {_name_of(key)!r} {why}: expected {expected}, so --privacy cannot "
+        f"tell the user id in it; fix or delete that entity, or add --exclude_types {key.kind}"
+    )
+
+
+def user_property_safe_key(key: Key, row: Mapping[str, Any] | None, ctx: ExportContext) -> Key:
+    """``<user_id>-<name>`` names (StudentPropertyEntity and its subclasses).
+
+    The split point is the row's ``name`` property, not the first ``-``: a
+    user id may contain ``-``. Where the key name does not end in
+    ``-<name>`` (or there is no row), the whole key name is hashed, so no
+    part of a user id is left in clear. A name with no ``-`` at all is not
+    of the kind's form and is refused, as Course Builder refused it.
+    """
+    name = _name_of(key)
+    if "-" not in name:
+        raise malformed_key(key, "'<user_id>-<name>'", "has no '-'")
+    prop = row.get("name") if row is not None else None
+    if isinstance(prop, str) and len(name) > len(prop) and name.endswith("-" + prop):
+        user_id = name[: len(name) - len(prop) - 1]
+        return Key(key.kind, f"{ctx.transform(user_id)}-{prop}", namespace=ctx.namespace)
+    return hash_whole_name(key, ctx)
+
+
+def colon_triple_safe_key(key: Key, row: Mapping[str, Any] | None, ctx: ExportContext) -> Key:
+    """``<user_id>:<a>:<b>`` names (EditorPrefsEntity, CompetencyMeasureEntity).
+
+    Course Builder hashes the text before the first ``:``; a user id with a
+    ``:`` would leave its tail in clear. The user id is everything before
+    the last two ``:``, which holds the whole user id whatever it contains.
+    """
+    parts = _name_of(key).rsplit(":", 2)
+    if len(parts) < 3:
+        raise malformed_key(key, "'<user_id>:<a>:<b>'", "has fewer than two ':'")
+    user_id, first, second = parts
+    return Key(key.kind, f"{ctx.transform(user_id)}:{first}:{second}", namespace=ctx.namespace)
 
 
 @dataclass(frozen=True)
@@ -76,19 +135,25 @@ class KindSchema:
     key_scheme: str = ID
     #: where the kind lives: in each course's namespace, or the default one
     scope: str = "course"
-    safe_key: Callable[[Key, Transform], Key] = _identity_safe_key
+    safe_key: SafeKey = _identity_safe_key
     #: fields removed on a privacy export (``field`` or ``field.sub``)
     blacklist: tuple[str, ...] = ()
     #: fields replaced by their HMAC on a privacy export
     hashed: tuple[str, ...] = ()
     #: a privacy export adds ``key_by_user_id`` = ``Kind/<hmac(user_id)>``
     key_by_user_id: bool = False
+    #: ``rewrite(props, key, ctx)``: the kind's own privacy changes to a row's
+    #: properties (values in typed or in JSON form), after the rules above
+    rewrite: "Callable[[dict[str, Any], Key, ExportContext], None] | None" = None
     description: str = ""
     _by_name: dict[str, Prop] = field(default_factory=dict, compare=False, repr=False)
     _converters: dict[str, Callable[[Any], Any]] = field(default_factory=dict, compare=False, repr=False)
+    #: names of the properties declared as keys (references to other entities)
+    key_props: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name.update({prop.name: prop for prop in self.properties})
+        object.__setattr__(self, "key_props", tuple(p.name for p in self.properties if p.type == "key"))
 
     def prop(self, name: str) -> Prop | None:
         return self._by_name.get(name)
@@ -112,12 +177,61 @@ class KindSchema:
         if convert is None:
             prop = self._by_name.get(name)
             if prop is None:
-                return value
+                return check_value(f"{self.kind}.{name}", value)
             convert = self._converters[name] = _converter(self.kind, prop)
         return convert(value)
 
 
-_FAST_TYPES: dict[str, type] = {"str": str, "int": int, "bool": bool}
+#: App Engine's integers are signed 64-bit
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+#: how deep a property's value may nest (its row is one level more)
+MAX_VALUE_DEPTH = _json.MAX_DEPTH - 1
+
+
+def _int_problem(value: int) -> str:
+    text = str(value) if abs(value) < 10**40 else f"{str(value)[:20]}... ({len(str(abs(value)))} digits)"
+    return f"integer {text} is outside App Engine's 64-bit range (-2**63 to 2**63-1)"
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a JSON value cannot be stored, or None: an integer outside App
+    Engine's 64-bit range, a float that is not finite, nesting deeper than
+    :data:`MAX_VALUE_DEPTH`, anywhere in the value."""
+    kind = type(value)
+    if kind is int:
+        return None if INT64_MIN <= value <= INT64_MAX else _int_problem(value)
+    if kind is float:
+        return None if value - value == 0.0 else f"{value} is not a finite number"
+    if kind is not dict and kind is not list:
+        return None
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        for child in (item.values() if type(item) is dict else item):
+            kind = type(child)
+            if kind is int:
+                if not INT64_MIN <= child <= INT64_MAX:
+                    return _int_problem(child)
+            elif kind is float:
+                if child - child != 0.0:
+                    return f"{child} is not a finite number"
+            elif kind is dict or kind is list:
+                if level >= MAX_VALUE_DEPTH:
+                    return f"nested more than {MAX_VALUE_DEPTH} levels deep"
+                stack.append((child, level + 1))
+    return None
+
+
+def check_value(where: str, value: Any) -> Any:
+    """``value``, or a SchemaError naming ``where`` if it cannot be stored (see :func:`value_problem`)."""
+    problem = value_problem(value)
+    if problem is not None:
+        raise SchemaError(f"{where}: {problem}")
+    return value
+
+
+_FAST_TYPES: dict[str, type] = {"str": str, "bool": bool}
 
 
 def _converter(kind: str, prop: Prop) -> Callable[[Any], Any]:
@@ -131,12 +245,19 @@ def _converter(kind: str, prop: Prop) -> Callable[[Any], Any]:
     fast = _FAST_TYPES.get(prop.type)
     if fast is not None:
         return lambda value: value if type(value) is fast else _coerce(kind, prop, value)
+    if prop.type == "int":
+        return lambda value: value if type(value) is int and INT64_MIN <= value <= INT64_MAX \
+            else _coerce(kind, prop, value)
     if prop.type == "text":
         return lambda value: Text(value) if type(value) is str else _coerce(kind, prop, value)
     return lambda value: _coerce(kind, prop, value)
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        return f"an integer of {len(str(abs(value)))} digits"
+    if _json.depth_exceeded(value, 8):
+        return f"a {'list' if isinstance(value, list) else 'object'} nested more than 8 levels deep"
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -152,19 +273,28 @@ def _coerce(kind: str, prop: Prop, value: Any) -> Any:
             if isinstance(value, str):
                 return Text(value)
         elif kind_of == "int":
+            number = None
             if isinstance(value, bool):
                 pass
             elif isinstance(value, int):
-                return value
+                number = value
             elif isinstance(value, float) and value.is_integer():
-                return int(value)
+                number = int(value)
             elif isinstance(value, str):
-                return int(value) if value.strip() else 0
+                text = value.strip()
+                if len(text) > 40:  # beyond 64 bits whatever it says (and int() would be slow)
+                    raise SchemaError(f"{where}: {_short(value)} is not a 64-bit integer")
+                number = int(text) if text else 0
+            if number is not None:
+                return check_value(where, number)
         elif kind_of == "float":
+            number = None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            if isinstance(value, str):
-                return float(value)
+                number = float(value)
+            elif isinstance(value, str):
+                number = float(value)
+            if number is not None:
+                return check_value(where, number)
         elif kind_of == "bool":
             if isinstance(value, bool):
                 return value
@@ -182,7 +312,11 @@ def _coerce(kind: str, prop: Prop, value: Any) -> Any:
             if isinstance(value, str):
                 return Key.from_urlsafe(value)[1]
         elif kind_of == "json":
-            return value
+            return check_value(where, value)
+    except SchemaError:
+        raise
+    except OverflowError:  # float() of an integer beyond a float's range
+        raise SchemaError(f"{where}: {_short(value)} is too large for a float") from None
     except ValueError as exc:
         raise SchemaError(f"{where}: {exc}") from None
     raise SchemaError(f"{where}: expected {kind_of}, got {_short(value)}")
