@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from .. import _json
 from .errors import ArchiveError
 
 HEADER = '{"rows": ['
@@ -114,7 +115,11 @@ class RowsWriter:
 def iter_rows(stream: BinaryIO, member_name: str) -> Iterator[dict[str, Any]]:
     """Yield the rows of a ``{"rows": [...]}`` member, streaming.
 
-    Rows are numbered from 1 in error messages.
+    Rows are numbered from 1 in error messages. The JSON is strict (no
+    ``NaN``/``Infinity``); every way a row can fail to parse, nesting too
+    deep for the stack and integers of over 4,300 digits included, is an
+    ArchiveError naming the row. (What a value may hold is the row
+    decoder's business: see ``etl.rows``.)
     """
     return _RowParser(stream, member_name).rows()
 
@@ -198,7 +203,7 @@ def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
 
 _WS = re.compile(r"[ \t\n\r]*")
 _COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
-_decode = json.JSONDecoder().raw_decode
+_decode = _json.STRICT.raw_decode
 
 
 class _RowParser:
@@ -311,6 +316,9 @@ class _RowParser:
                 self.fill(want)
                 want = max(want, len(self.buf) - self.pos)  # grow geometrically
                 continue
+            except (ValueError, RecursionError) as err:  # NaN, nesting, a number too long
+                what = f"row {row}" if row else "the top-level key"
+                self.fail(f"{what}: {_json.describe_failure(err)} (near offset {self.offset()})")
             self.pos = end
             return value
 

@@ -90,11 +90,13 @@ class Manifest:
     def from_json(cls, data: bytes) -> Manifest:
         """Parse and validate ``manifest.json`` bytes."""
         try:
-            doc = json.loads(data.decode("utf-8"))
+            doc = _json.check_depth(_json.STRICT.decode(data.decode("utf-8")))
         except UnicodeDecodeError as err:
             raise ArchiveError(f"{MANIFEST_NAME}: not valid UTF-8 ({err.reason})") from None
         except json.JSONDecodeError as err:
             raise ArchiveError(f"{MANIFEST_NAME}: not valid JSON ({err})") from None
+        except (ValueError, RecursionError) as err:  # NaN, nesting, a number too long
+            raise ArchiveError(f"{MANIFEST_NAME}: {_json.describe_failure(err)}") from None
         if not isinstance(doc, dict):
             raise ArchiveError(f"{MANIFEST_NAME}: top level is not a JSON object")
         entities = doc.get("entities")

@@ -9,6 +9,7 @@ directory entry without overlapping another member (spec §1.2).
 from __future__ import annotations
 
 import io
+import lzma
 import os
 import stat
 import struct
@@ -29,7 +30,7 @@ BOMB_MIN_BYTES = 10_000_000
 DEFAULT_MAX_RATIO = 1000
 _SUPPORTED = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError,
-               struct.error, NotImplementedError, ValueError)
+               struct.error, NotImplementedError, ValueError, lzma.LZMAError)
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ class ZipArchiveReader(ArchiveReader):
         try:
             self._infos = guard_zip_members(self._zip.infolist(), limits)
             with open(path, "rb") as raw:
-                check_zip_layout(raw, list(self._infos.values()))
+                check_zip_layout(raw, self._zip.infolist(), getattr(self._zip, "start_dir", None))
         except BaseException:
             self._zip.close()
             raise
@@ -146,6 +147,10 @@ class ZipArchiveReader(ArchiveReader):
         try:
             inner = self._zip.open(info)
         except _ZIP_ERRORS as err:
+            raise ArchiveError(f"{name}: corrupt zip member ({err})") from None
+        except OSError as err:
+            if err.errno is not None:
+                raise
             raise ArchiveError(f"{name}: corrupt zip member ({err})") from None
         return _ZipMemberStream(inner, name, info.file_size)
 
@@ -160,6 +165,8 @@ def guard_zip_members(infos: list[zipfile.ZipInfo], limits: Limits) -> dict[str,
     for info in infos:
         if "\0" in info.orig_filename:  # zipfile silently cuts names at NUL
             raise ArchiveError(f"zip member {show(info.orig_filename)} contains a NUL character")
+        if not info.filename:  # ZipInfo.is_dir() would fail on it
+            raise ArchiveError("a zip member has an empty name")
         if info.is_dir():
             check_member_name(info.filename[:-1], label="zip directory")
             continue
@@ -177,29 +184,101 @@ def guard_zip_members(infos: list[zipfile.ZipInfo], limits: Limits) -> dict[str,
 
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # local file header, 30 bytes
+_DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
+_FLAG_DESCRIPTOR = 0x08  # crc and sizes follow the data (the local header holds zeros)
+_FLAGS_REFUSED = 0x01 | 0x20 | 0x40  # encrypted, patched data, strong encryption
+_ZIP64_MARK = 0xFFFFFFFF
 
 
-def check_zip_layout(raw: BinaryIO, infos: list[zipfile.ZipInfo]) -> None:
-    """Each member's local header must carry its name, and no two members'
-    data may overlap (the trick of "overlapping" zip bombs)."""
+def check_zip_layout(raw: BinaryIO, infos: list[zipfile.ZipInfo], directory_start: int | None = None) -> None:
+    """Each entry's local header must agree with its central directory entry
+    (name, compression method, CRC-32, sizes; where flag bit 3 says so, the
+    data descriptor after the data holds the CRC and sizes), and no two
+    entries' data may overlap each other (the trick of "overlapping" zip
+    bombs) or the central directory at ``directory_start``."""
     end = 0
     previous = ""
     for info in sorted(infos, key=lambda i: i.header_offset):
         label = f"zip member {show(info.filename)}"
+        if info.header_offset < 0:  # zipfile's reading of some ZIP64 end records
+            raise ArchiveError(f"{label} has no local header at offset {info.header_offset} "
+                               "(the central directory is corrupt, or a ZIP64 layout that cannot be read)")
         raw.seek(info.header_offset)
         header = raw.read(_LOCAL.size)
         if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
             raise ArchiveError(f"{label} has no local header at offset {info.header_offset}")
-        fields = _LOCAL.unpack(header)
-        name_len, extra_len = fields[10], fields[11]
+        (_, _, _, flags, method, _, _, crc, compressed, size, name_len, extra_len) = _LOCAL.unpack(header)
         local_name = raw.read(name_len)
         if local_name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437",
                                                    "surrogateescape"):
             raise ArchiveError(f"{label}: its local header names another file")
         if info.header_offset < end:
             raise ArchiveError(f"{label} overlaps member {show(previous)} (possible zip bomb)")
-        end = info.header_offset + _LOCAL.size + name_len + extra_len + info.compress_size
+        extra = raw.read(extra_len)
+        if len(extra) < extra_len:
+            raise ArchiveError(f"{label}: its local header is cut off")
+        if flags & _FLAGS_REFUSED:
+            raise ArchiveError(f"{label} is encrypted or patched (local header flags {flags:#06x})")
+        disagree = f"{label}: its local header disagrees with the central directory"
+        if method != info.compress_type:
+            raise ArchiveError(f"{disagree} (compression method {method}, not {info.compress_type}): "
+                               "the archive is corrupt or was tampered with")
+        data_end = info.header_offset + _LOCAL.size + name_len + extra_len + info.compress_size
+        if compressed == _ZIP64_MARK or size == _ZIP64_MARK:
+            size, compressed = _zip64_local_sizes(extra, size, compressed, label)
+        if flags & _FLAG_DESCRIPTOR:
+            # zeros here are the norm; values, where a writer gave them, must agree
+            for what, local, central in (("CRC-32", crc, info.CRC), ("compressed size", compressed, info.compress_size),
+                                         ("size", size, info.file_size)):
+                if local not in (0, central):
+                    raise ArchiveError(f"{disagree} ({what} {local}, not {central}): "
+                                       "the archive is corrupt or was tampered with")
+            raw.seek(data_end)
+            data_end += _check_descriptor(raw.read(24), info, disagree)
+        else:
+            for what, local, central in (("CRC-32", crc, info.CRC), ("compressed size", compressed, info.compress_size),
+                                         ("size", size, info.file_size)):
+                if local != central:
+                    raise ArchiveError(f"{disagree} ({what} {local}, not {central}): "
+                                       "the archive is corrupt or was tampered with")
+        if directory_start is not None and data_end > directory_start:
+            raise ArchiveError(f"{label}: its data runs into the central directory (the archive is corrupt)")
+        end = data_end
         previous = info.filename
+
+
+def _zip64_local_sizes(extra: bytes, size: int, compressed: int, label: str) -> tuple[int, int]:
+    """The sizes a ZIP64 extra field of a local header gives (those marked 0xFFFFFFFF)."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4: pos + 4 + length]
+        if tag == 0x0001:
+            values = [v for (v,) in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
+            if size == _ZIP64_MARK and values:
+                size = values.pop(0)
+            if compressed == _ZIP64_MARK and values:
+                compressed = values.pop(0)
+            break
+        pos += 4 + length
+    if size == _ZIP64_MARK or compressed == _ZIP64_MARK:
+        raise ArchiveError(f"{label}: its local header has no ZIP64 sizes (the archive is corrupt)")
+    return size, compressed
+
+
+def _check_descriptor(data: bytes, info: zipfile.ZipInfo, disagree: str) -> int:
+    """The length of the data descriptor at the start of ``data``, which must
+    give the central directory's CRC-32 and sizes (32- or 64-bit, with or
+    without its signature)."""
+    for start in ((4, 0) if data[:4] == _DESCRIPTOR_SIGNATURE else (0,)):
+        for layout, length in (("<LLL", 12), ("<LQQ", 20)):
+            if len(data) >= start + length:
+                crc, compressed, size = struct.unpack_from(layout, data, start)
+                if (crc, compressed, size) == (info.CRC, info.compress_size, info.file_size):
+                    return start + length
+    raise ArchiveError(f"{disagree}: the data descriptor after its data does not give its "
+                       f"CRC-32 {info.CRC} and sizes {info.compress_size}/{info.file_size} "
+                       "(the archive is corrupt or was tampered with)")
 
 
 def _check_zip_member(name: str, info: zipfile.ZipInfo, limits: Limits) -> None:
@@ -259,6 +338,10 @@ class _ZipMemberStream(io.BufferedIOBase):
             data = method(size)
         except _ZIP_ERRORS as err:
             raise ArchiveError(f"{self._name}: corrupt zip member ({err})") from None
+        except OSError as err:
+            if err.errno is not None:  # the disk's, not the data's
+                raise
+            raise ArchiveError(f"{self._name}: corrupt zip member ({err})") from None  # bz2's "Invalid data stream"
         self._left -= len(data)
         if self._left < 0:
             raise ArchiveError(f"{self._name}: more data than its declared size")

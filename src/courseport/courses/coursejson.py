@@ -5,7 +5,6 @@ from __future__ import annotations
 from ..errors import UserError
 
 import copy
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,10 +119,10 @@ def _parse(text: str | bytes, source: str) -> dict:
     text = as_text(text, source, CourseDataError)
     try:
         doc = _json.loads(text)
-    except json.JSONDecodeError as error:
-        raise CourseDataError(
-            f"{source} is not valid JSON: {error.msg} at line {error.lineno} "
-            f"column {error.colno}") from None
+    except _json.JsonError as error:  # bad syntax, NaN, nesting, a number too long
+        problem = str(error)
+        raise CourseDataError(f"{source} is {problem}" if problem.startswith("not valid JSON")
+                              else f"{source}: {problem}") from None
     if not isinstance(doc, dict):
         raise CourseDataError(
             f"{source} must hold a JSON object, not {_type_name(doc)}")

@@ -8,9 +8,14 @@ from typing import Any
 
 import yaml
 
+from .. import _json
 from .text import as_text
 
 SOURCE = "course.yaml"
+#: how deep course.yaml may nest (Course Builder's nests 4 levels)
+MAX_DEPTH = _json.MAX_DEPTH
+#: how many values it may hold, aliases expanded (Course Builder's holds about 100)
+MAX_VALUES = 100_000
 
 # (now_available, browsable, reg_form.can_register) of each availability preset.
 AVAILABILITY_PRESETS: dict[str, tuple[bool, bool, bool]] = {
@@ -32,10 +37,39 @@ def load_course_yaml(text: str | bytes) -> dict:
         settings = yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise CourseSettingsError(_yaml_error_message(error)) from None
+    except RecursionError:
+        raise CourseSettingsError(f"{SOURCE} nests more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, OverflowError) as error:  # a value PyYAML's constructors will not convert
+        problem = "an integer with more than 4300 digits" if "integer string conversion" in str(error) \
+            else (str(error).splitlines() or [type(error).__name__])[0][:200]
+        raise CourseSettingsError(f"{SOURCE} holds a value that cannot be read: {problem}") from None
     if settings is None:
         return {}
+    _check_shape(settings)
     _check(settings)
     return settings
+
+
+def _check_shape(settings: Any) -> None:
+    """Bounded nesting, a bounded number of values once aliases are expanded
+    (``&a [*b, *b, ...]`` chains grow exponentially), 64-bit integers."""
+    stack = [([settings], 0)]
+    seen = 0
+    while stack:
+        item, level = stack.pop()
+        if level > MAX_DEPTH:
+            raise CourseSettingsError(f"{SOURCE} nests more than {MAX_DEPTH} levels deep")
+        children = list(item.keys()) + list(item.values()) if isinstance(item, dict) else item
+        for child in children:
+            seen += 1
+            if seen > MAX_VALUES:
+                raise CourseSettingsError(f"{SOURCE} holds more than {MAX_VALUES:,} values "
+                                          "(counting each use of an alias)")
+            if isinstance(child, (dict, list, tuple, set)):  # !!omap and !!pairs give tuples, !!set a set
+                stack.append((child, level + 1))
+            elif isinstance(child, int) and not -(1 << 63) <= child < (1 << 63):
+                # 0x... integers have no digit limit, but printing one does
+                raise CourseSettingsError(f"{SOURCE} holds an integer beyond 64 bits: write a smaller number")
 
 
 def _yaml_error_message(error: yaml.YAMLError) -> str:

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import os
 import pickle
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
+from .._json import STRICT
 from .._workers import can_fork, worker_pool
 from ..archive import ArchiveError, Manifest, NotLineLayout, iter_rows, line_chunks, open_reader
 from ..courses.coursejson import load_course_json
@@ -33,9 +34,10 @@ from ..courses.vfs import MAX_FILE_SIZE, normalize_path
 from ..datastore import Entity, Key, batched
 from ..models import COURSE_KINDS, VFS_KINDS, is_internal_kind
 from .args import EtlArgs
-from .download import LOCAL_MIN_BATCH
 from .errors import EtlError, check_app_id
-from .progress import Progress
+from .progress import Progress, say
+from .keyorder import HASH_KEY, KeyOrder, chunk_digests, chunk_order, find_duplicate
+from .vfscheck import DATA, META, check_files, read_archive_files
 from .rows import RowDecoder, RowError
 from .site import CourseInfo, EtlSite
 
@@ -64,6 +66,7 @@ class _KindPlan:
     member: str
     rows: int = 0
     spill: BinaryIO | None = None  # the rows, typed and prepared, between the passes
+    expected: int | None = None  # the manifest's row count, for progress (Course Builder's has none)
 
 
 def _target_is_empty(paths: list[str]) -> bool:
@@ -102,7 +105,8 @@ def plan_upload_kinds(args: EtlArgs, manifest: Manifest, present: set[str]) -> l
         if member not in present:
             log.warning("Unable to find data file %s; skipping", member)
             continue
-        plans.append(_KindPlan(kind, member))
+        entry = manifest.entry(member)
+        plans.append(_KindPlan(kind, member, expected=entry.rows if entry is not None else None))
     return plans
 
 
@@ -113,7 +117,7 @@ class _Upload:
         self.progress = progress
         self._stack = contextlib.ExitStack()
         self._workers: ProcessPoolExecutor | bool | None = None
-        self.batch = max(args.batch_size, LOCAL_MIN_BATCH) if site.description.startswith("sqlite:") else args.batch_size
+        self.batch = max(args.batch_size, site.min_batch_size)
 
     def run(self) -> UploadResult:
         args, site = self.args, self.site
@@ -144,6 +148,7 @@ class _Upload:
     def _upload_staged(self, reader, course, files, plans, existing_files, empty, result) -> None:
         """Stage every row in a spill file, and write only once all of them passed."""
         self._check_rows(reader, course, plans, empty)
+        self._check_course_files(reader, course, plans, written=False)
         self._write_files(reader, course, files, existing_files, result)
         for plan in plans:
             writer = _KindWriter(self, plan, result)
@@ -156,8 +161,11 @@ class _Upload:
         are written as soon as they are checked. False (and nothing written) where a
         member turns out not to be one row a line: the caller stages it first."""
         writers: list = []
+        started = time.monotonic()
         try:
             with self.site.atomic():
+                # live progress as rows are checked and written; each task's last line
+                # (its rate as it ran) only once committed: until then, nothing is written
                 files_bar = self._write_files(reader, course, files, existing_files, result, report=False)
                 for plan in plans:
                     writer = _KindWriter(self, plan, result, report=False)
@@ -165,6 +173,8 @@ class _Upload:
                     plan.rows = self._stage_kind(reader, course, plan, empty)
                     writer.finish()
                     writers.append(writer)
+                self._check_course_files(reader, course, plans, written=True)
+                say(f"committing {result.entities:,} entities ...", enabled=self.progress, transient=True)
         except _Restage:
             result.rows.clear()
             result.skipped.clear()
@@ -172,10 +182,14 @@ class _Upload:
             for plan in plans:
                 plan.spill = None
             return False
-        if files_bar is not None:  # said only now: until the commit, nothing was written
+        elapsed = time.monotonic() - started
+        if files_bar is not None:
             files_bar.finish()
         for writer in writers:
             writer.report()
+        files = f", {result.files:,} files" if result.files else ""
+        say(f"committed {result.entities:,} entities{files} in {elapsed:.1f}s "
+            f"({result.entities / max(elapsed, 1e-9):,.0f} entities/s)", enabled=self.progress)
         return True
 
     # --- validation -------------------------------------------------------
@@ -248,9 +262,53 @@ class _Upload:
                     f"already exists in course {course.slug}: pass --force_overwrite to replace it"
                 )
 
+    def _check_course_files(self, reader, course: CourseInfo, plans: list[_KindPlan], written: bool) -> None:
+        """Refuse rows that would leave a course file unreadable (see etl.vfscheck): once
+        ``written`` (in the transaction), as the site holds them; else as they would land."""
+        members = {plan.kind: plan.member for plan in plans if plan.kind in (META, DATA)}
+        if not members:
+            return
+        files = read_archive_files(reader, members, course.namespace)
+
+        def lookup(keys: list[Key]) -> list:
+            found = self.site.get_rows(keys)
+            return [None] * len(keys) if found is None else found  # a site that cannot tell: nothing there
+
+        check_files(files.paths(), course.namespace, lookup, overlay=None if written else files)
+
+    def _no_duplicates(self, reader, plan: _KindPlan, course: CourseInfo, order: KeyOrder) -> None:
+        """Refuse a member listing one key twice (see etl.keyorder): its rows were
+        in key order, or its keys are read again now."""
+        if order.sorted:
+            return
+        where = (lambda: reader.open(plan.member), plan.member, plan.kind, course.namespace)
+        if self._pool() is not None and reader.size(plan.member) >= PARALLEL_MIN_BYTES:
+            try:
+                find_duplicate(*where, chunks=self._key_digests(reader, plan, course))
+                return
+            except NotLineLayout:
+                pass  # read here instead
+        find_duplicate(*where)
+
+    def _key_digests(self, reader, plan: _KindPlan, course: CourseInfo) -> Iterator:
+        """The member's key hashes, chunk by chunk in row order, from the worker processes."""
+        pool = self._pool()
+        assert pool is not None
+        pending: collections.deque = collections.deque()
+        with reader.open(plan.member) as stream:
+            for first, lines in line_chunks(stream, plan.member, rows_per_chunk=self.batch):
+                pending.append(pool.submit(chunk_digests, (plan.kind, course.namespace, plan.member, first,
+                                                           lines, HASH_KEY)))
+                if len(pending) >= 4:
+                    yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
     def _stage(self, reader, plan: _KindPlan, course: CourseInfo, occupied: bool, empty: bool) -> int:
         seen = 0
+        order = KeyOrder(plan.member)
         for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
+            order.add_keys([row.key for row in batch])
             keys = [row.key for row in batch] if self.args.resume else None
             try:
                 prepared = self.site.prepare_rows(batch)
@@ -260,6 +318,7 @@ class _Upload:
                 self._conflicts(plan, course, [e.key for e in batch], seen, empty)
             plan.spill.write(pickle.dumps((keys, prepared), pickle.HIGHEST_PROTOCOL))
             seen += len(batch)
+        self._no_duplicates(reader, plan, course, order)
         return seen
 
     def _pool(self) -> ProcessPoolExecutor | None:
@@ -280,10 +339,12 @@ class _Upload:
         spill_keys = self.args.resume
         pending: collections.deque = collections.deque()
         seen = 0
+        order = KeyOrder(plan.member)
 
         def collect() -> None:
             nonlocal seen
-            count, keys, blob = pending.popleft().result()
+            count, keys, blob, chunk = pending.popleft().result()
+            order.add(chunk, count)
             if occupied:
                 self._conflicts(plan, course, keys, seen, empty)
             plan.spill.write(blob)
@@ -297,6 +358,7 @@ class _Upload:
                     collect()
         while pending:
             collect()
+        self._no_duplicates(reader, plan, course, order)
         return seen
 
     # --- writing ----------------------------------------------------------
@@ -318,8 +380,7 @@ class _Upload:
                 if self.args.verbose:
                     log.info("file %s", path)
             bar.advance(1)
-        if report:
-            bar.finish()
+        bar.finish(report=report)
         return bar
 
     @staticmethod
@@ -344,7 +405,8 @@ class _KindWriter:
         self.args = upload.args
         self.plan = plan
         self.result = result
-        self.bar = Progress(plan.kind, plan.rows or None, enabled=upload.progress)
+        # the staged path knows the count; the atomic one has the manifest's, if any
+        self.bar = Progress(plan.kind, plan.rows or plan.expected, enabled=upload.progress)
         self.written = self.skipped = 0
 
     def add(self, keys: list[Key] | None, batch: list) -> None:
@@ -369,6 +431,7 @@ class _KindWriter:
         self.result.rows[self.plan.kind] = self.written
         if self.skipped:
             self.result.skipped[self.plan.kind] = self.skipped
+        self.bar.finish(report=self.reports)  # its time ends here, said now or by report()
         if self.reports:
             self.report()
 
@@ -397,6 +460,7 @@ class _DirectSink:
 
 #: members smaller than this are staged in this process (workers cost a fork)
 PARALLEL_MIN_BYTES = 4 << 20
+strict_json = STRICT.decode
 
 
 def _decode_row(decoder: RowDecoder, row: dict, member: str, number: int):
@@ -407,11 +471,12 @@ def _decode_row(decoder: RowDecoder, row: dict, member: str, number: int):
         raise EtlError(f"{member}: row {number} {exc}") from None
 
 
-def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes]:
+def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes, Any]:
     """Worker: parse, type and prepare one chunk of row lines.
 
-    Returns the row count, the keys when the caller checks conflicts, and
-    the pickled ``(keys or None, prepared rows)`` record of the spill file.
+    Returns the row count, the keys when the caller checks conflicts, the
+    pickled ``(keys or None, prepared rows)`` record of the spill file, and
+    the order of the chunk's keys (a :class:`keyorder.ChunkOrder`).
     A line that is not a JSON object raises NotLineLayout: the caller then
     reads the member the careful way, which names the problem.
     """
@@ -420,19 +485,21 @@ def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes]:
     decoded = []
     for offset, line in enumerate(lines):
         try:
-            row = json.loads(line)
-        except ValueError:
+            row = strict_json(line)
+        except (ValueError, RecursionError):  # named by the careful reader
             raise NotLineLayout(member) from None
         if type(row) is not dict:
             raise NotLineLayout(member)
         decoded.append(_decode_row(decoder, row, member, first + offset))
-    keys = [row.key for row in decoded] if (spill_keys or want_keys) else None
+    all_keys = [row.key for row in decoded]
+    order = chunk_order(all_keys, first)
+    keys = all_keys if (spill_keys or want_keys) else None
     try:
         prepared = preparer(decoded)
     except ValueError as exc:
         raise EtlError(f"{member}: rows {first}-{first + len(lines) - 1}: {exc}") from None
     blob = pickle.dumps((keys if spill_keys else None, prepared), pickle.HIGHEST_PROTOCOL)
-    return len(decoded), (keys if want_keys else None), blob
+    return len(decoded), (keys if want_keys else None), blob, order
 
 
 def upload(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> UploadResult:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import _json
 from ..archive import iter_rows, open_reader
 from .base import Job, JobError
 
@@ -27,11 +28,20 @@ _TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*")|,\s*(?=[}\]])')
 
 
 def _loads_lenient(text: str) -> Any:
-    """JSON, tolerating trailing commas as Course Builder's lenient reader did."""
+    """JSON, tolerating trailing commas as Course Builder's lenient reader did.
+
+    ValueError also where it nests too deeply to flatten (kept as a string then).
+    """
     try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads(_TRAILING_COMMA.sub(lambda m: m.group(1) or "", text))
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = json.loads(_TRAILING_COMMA.sub(lambda m: m.group(1) or "", text))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if _json.depth_exceeded(value):
+        raise ValueError("nested too deeply")
+    return value
 
 
 def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -96,6 +106,9 @@ class JsonToCsv(Job):
             # two passes over a spill file keep memory flat: the header needs every column
             with open(tmp, "w", encoding="utf-8") as spill:
                 for row in rows:
+                    if _json.depth_exceeded(row):  # flatten() recurses once a level
+                        raise JobError(f"{' '.join(self.args.paths[:-1])}: row {count + 1} nests more than "
+                                       f"{_json.MAX_DEPTH} levels: it cannot be made columns")
                     flat = flatten(row)
                     columns.update(flat)
                     spill.write(json.dumps(flat) + "\n")
