@@ -128,3 +128,158 @@ def test_deleting_a_default_namespace_course_keeps_the_site_settings(sample_home
     with SqliteBackend(db_path(sample_home), create=False) as store:
         assert store.kinds("") == ["ConfigPropertyEntity"]
         assert [c.slug for c in Site(store).courses()] == ["/sample", "/"]
+
+
+# --- --datastore_types and --exclude_types (Course Builder ignored them; issue 6, defect 4) ------
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from conftest import cli_env
+
+#: the kinds of /sample in ``sample_template`` (checked by the test that uses them)
+SAMPLE_KINDS = ["EventEntity", "FileDataEntity", "FileMetadataEntity", "QuestionEntity", "Student",
+                "StudentAnswersEntity", "StudentPropertyEntity"]
+
+
+def _listed(stdout: str) -> list[str]:
+    """The kinds the confirmation names (its indented ``Kind  count`` lines)."""
+    return [line.split()[0] for line in stdout.splitlines() if line.startswith("  ") and line.split()[-1][0].isdigit()]
+
+
+@settings(max_examples=12, deadline=None)
+@given(types=st.lists(st.sampled_from(SAMPLE_KINDS), unique=True, max_size=4),
+       exclude=st.lists(st.sampled_from(SAMPLE_KINDS + ["NotHere"]), unique=True, max_size=3))
+@example(types=[], exclude=[])  # no flags: every kind
+@example(types=["Student"], exclude=["Student", "NotHere"])  # nothing left: refused
+def test_delete_datastore_deletes_exactly_the_chosen_kinds(sample_template: Path, types: list[str],
+                                                            exclude: list[str]) -> None:
+    chosen = sorted(set(types or SAMPLE_KINDS) - set(exclude))
+    argv = ["delete", "datastore", "/sample", "local"]
+    if types:
+        argv += ["--datastore_types", ",".join(types)]
+    if exclude:
+        argv += ["--exclude_types", ",".join(exclude)]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        shutil.copyfile(db_path(sample_template), db_path(home))
+        before = snapshot_store(db_path(home))
+        assert sorted({row[1] for row in before["entities"] if row[0] == "ns_sample"}) == SAMPLE_KINDS
+        proc = cli_at(home, *argv, input="YES, DELETE\n")
+        after = snapshot_store(db_path(home))
+    if not chosen:  # everything asked for was excluded (after a warning, as a download, for NotHere)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.splitlines()[-1].startswith("courseport: error: no kinds left to delete. ")
+        assert "YES, DELETE" not in proc.stdout  # refused before asking
+        assert after == before
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert _listed(proc.stdout) == chosen  # the confirmation names exactly what goes
+    if types or set(exclude) & set(SAMPLE_KINDS):
+        assert f"{len(chosen)} of the {len(SAMPLE_KINDS)} kinds of course /sample" in proc.stdout
+    gone = [row for row in before["entities"] if row[0] == "ns_sample" and row[1] in chosen]
+    assert f"deleted {len(gone):,} entities from namespace 'ns_sample'" in proc.stdout
+    # every other kind's rows (and every other table) stay, byte for byte
+    assert after["entities"] == [row for row in before["entities"] if row not in gone]
+    assert _rest(after) == _rest(before)
+
+
+def _rest(snapshot: dict) -> dict:
+    """A store's tables but its entities, less the change counters a delete bumps."""
+    return {table: [row for row in rows if not (table == "meta" and str(row[0]).startswith("changes"))]
+            for table, rows in snapshot.items() if table != "entities"}
+
+
+def test_delete_unknown_kind_is_refused_before_asking(two_courses: Path) -> None:
+    before = snapshot_store(db_path(two_courses))
+    proc = cli_at(two_courses, "delete", "datastore", "/sample", "local",
+                  "--datastore_types", "Student,Nope,Zilch", input="YES, DELETE\n")
+    line = assert_error_line(proc)
+    assert "Requested types not found: Nope, Zilch. Available types are: EventEntity, FileDataEntity" in line
+    assert "YES, DELETE" not in proc.stdout  # nothing was asked
+    assert snapshot_store(db_path(two_courses)) == before
+
+
+def test_delete_the_same_refusal_as_download(two_courses: Path, tmp_path: Path) -> None:
+    """One rule for both: the same words for the same unknown kind."""
+    with pytest.raises(EtlError) as download_refusal:
+        etl("download", "datastore", "/sample", "local", "--archive_path", tmp_path / "x.zip",
+            "--datastore_types", "Nope")
+    with pytest.raises(EtlError) as delete_refusal:
+        etl("delete", "datastore", "/sample", "local", "--datastore_types", "Nope", stdin="YES, DELETE\n")
+    assert str(delete_refusal.value) == str(download_refusal.value)
+
+
+def test_delete_exclude_keeps_the_kind_and_says_so(two_courses: Path) -> None:
+    before = _state(two_courses)
+    proc = cli_at(two_courses, "delete", "datastore", "/sample", "local", "--exclude-types", "Student",
+                  input="YES, DELETE\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "Kept: Student" in proc.stdout and "Student " not in proc.stdout.split("Kept:")[0]
+    after = _state(two_courses)
+    assert after[("ns_sample", "Student")] == before[("ns_sample", "Student")]
+    assert [kind for (ns, kind), rows in after.items() if ns == "ns_sample" and rows] == ["Student"]
+
+
+# --- a stdin that gives no answer (issue 6, defect 13) ---------------------------------------------
+
+
+def _delete_with(home: Path, stdin, shell_redirect: str = "") -> subprocess.CompletedProcess:
+    """``courseport delete datastore /sample local``, stdin as given (or as the shell redirects it)."""
+    argv = [sys.executable, "-m", "courseport", "delete", "datastore", "/sample", "local"]
+    if shell_redirect:
+        argv = ["sh", "-c", f'exec "$@" {shell_redirect}', "sh", *argv]
+    return subprocess.run(argv, env=cli_env(home), cwd=home.parent, stdin=stdin,
+                          capture_output=True, timeout=120)
+
+
+def _text(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+@pytest.mark.parametrize("case", ["closed", "at its end", "write-only"])
+def test_delete_without_an_answer_says_how_to_confirm(two_courses: Path, tmp_path: Path, case: str) -> None:
+    before = snapshot_store(db_path(two_courses))
+    if case == "closed":  # `courseport delete ... <&-`: Python's sys.stdin is None
+        proc = _delete_with(two_courses, subprocess.DEVNULL, "<&-")
+    elif case == "at its end":
+        proc = _delete_with(two_courses, subprocess.DEVNULL)
+    else:
+        with open(tmp_path / "out", "w") as not_readable:
+            proc = _delete_with(two_courses, not_readable)
+    line = assert_error_line(_text(proc))
+    assert line.startswith("courseport: error: Delete not confirmed: standard input "), line
+    assert "Type 'YES, DELETE' at the prompt, or pipe it: echo 'YES, DELETE' | courseport delete" in line
+    assert line.endswith("nothing was deleted")
+    assert "Traceback" not in proc.stderr.decode()
+    assert snapshot_store(db_path(two_courses)) == before
+
+
+@pytest.mark.parametrize("answer", [b"\xff\xfe YES\n", b"\0" * 100_000])
+def test_delete_answer_that_is_not_text_or_never_ends(two_courses: Path, answer: bytes) -> None:
+    before = snapshot_store(db_path(two_courses))
+    proc = subprocess.run([sys.executable, "-m", "courseport", "delete", "datastore", "/sample", "local"],
+                          env=cli_env(two_courses), cwd=two_courses.parent, input=answer,
+                          capture_output=True, timeout=120)
+    assert "Delete not confirmed" in assert_error_line(_text(proc))
+    assert snapshot_store(db_path(two_courses)) == before
+
+
+def test_delete_stdin_a_directory_deletes_nothing(two_courses: Path, tmp_path: Path) -> None:
+    """Python itself refuses to start with a directory on stdin (before courseport runs):
+    not courseport's one line, but a non-zero exit with nothing deleted."""
+    before = snapshot_store(db_path(two_courses))
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        proc = _delete_with(two_courses, fd)
+    finally:
+        os.close(fd)
+    assert proc.returncode != 0
+    assert snapshot_store(db_path(two_courses)) == before

@@ -1,71 +1,241 @@
-"""Progress per kind: a bar with rows, rate and ETA on a terminal, log lines otherwise."""
+"""Progress per task (a kind, the files): a bar on a terminal, log lines otherwise.
+
+On a terminal (stderr a tty) a task redraws one line at most every
+``interval`` seconds: label, bar, counts, elapsed time, ETA and rate, fitted
+to the terminal's width less one column (a line as wide as the terminal
+wraps on some terminals), read again at each redraw so a resized window
+fits too. tqdm's ``format_meter`` lays the line out; courseport keeps the
+throttle, the width and the writing. Elsewhere (a pipe, a file, CI) a plain
+log line every ``log_every`` seconds and one at the end: no bar, no escape
+codes. A task that did nothing (an empty kind) prints nothing.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import TextIO
 
 log = logging.getLogger("courseport.etl")
 
+#: the widest a label gets on a terminal line, and the column the bars line up on
+_LABEL_WIDTH = 24
+_CLEAR = "\x1b[K"  # clears what a longer previous line left behind
+
+#: the stream a bar is drawn on whose line has no newline yet (see LineAwareHandler)
+_open_line: TextIO | None = None
+
 
 def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
     seconds = int(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``?`` (a kind name can come from an archive)."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
+
+
+def is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, OSError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _unicode(stream: TextIO) -> bool:
+    """Whether ``stream`` can take the bar's block characters."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    return encoding.startswith("utf")
+
+
+def terminal_width(stream: TextIO | None) -> int:
+    """Columns of the terminal ``stream`` writes to; else ``$COLUMNS``; else 80."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns  # type: ignore[union-attr]
+        if columns > 0:
+            return columns
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+        if columns > 0:
+            return columns
+    except ValueError:
+        pass
+    return 80
+
+
+def _write_line(stream: TextIO, text: str, end: bool) -> None:
+    global _open_line
+    try:
+        stream.write("\r" + text + _CLEAR + ("\n" if end else ""))
+        stream.flush()
+    except (OSError, ValueError):  # the terminal went away: progress never fails the work
+        return
+    _open_line = None if end else stream
+
+
+def end_line() -> None:
+    """End a bar's unfinished line (before an error is printed, say), keeping what it shows."""
+    global _open_line
+    if _open_line is not None:
+        stream, _open_line = _open_line, None
+        try:
+            stream.write("\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def say(text: str, *, enabled: bool = True, stream: TextIO | None = None, transient: bool = False) -> None:
+    """A line of its own beside the bars: drawn on a terminal, logged elsewhere.
+
+    A ``transient`` line ("committing ...") is replaced by whatever comes next
+    on a terminal, and not logged at all elsewhere.
+    """
+    stream = stream if stream is not None else sys.stderr
+    if not enabled:
+        return
+    if is_terminal(stream):
+        width = terminal_width(stream)
+        _write_line(stream, _fit(printable(text), width - 1), end=not transient)
+    elif not transient:
+        log.info("%s", printable(text))
+
+
+def _fit(text: str, columns: int) -> str:
+    from tqdm.utils import disp_trim
+
+    return disp_trim(text, max(columns, 1))
 
 
 class Progress:
-    """Reports one task (a kind, the files) as it goes."""
+    """Reports one task (a kind, the files) as it goes.
+
+    ``advance(count)`` after each page or batch; ``finish()`` at the end
+    (the final line, with the rate over the whole task). ``width`` fixes the
+    terminal width (tests); by default it is read from the terminal.
+    """
 
     def __init__(self, label: str, total: int | None, stream: TextIO | None = None,
-                 enabled: bool = True, interval: float = 0.2, log_every: float = 10.0) -> None:
+                 enabled: bool = True, interval: float = 0.2, log_every: float = 10.0,
+                 width: int | None = None) -> None:
         self.label = label
         self.total = total
-        self.stream = stream or sys.stderr
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream is not None
+        self.tty = self.enabled and is_terminal(self.stream)
+        self.width = width
         self.done = 0
         self.started = time.monotonic()
-        self._next_draw = 0.0
+        self.ended: float | None = None
+        self.reported = False
         self._interval = interval if self.tty else log_every
         self._next_draw = self.started + (0 if self.tty else self._interval)
 
     def advance(self, count: int) -> None:
         self.done += count
+        if not (self.enabled and self.done):
+            return
         now = time.monotonic()
-        if self.enabled and now >= self._next_draw:
+        if now >= self._next_draw:
             self._next_draw = now + self._interval
             self._report(now, final=False)
 
-    def _rate(self, now: float) -> float:
-        elapsed = now - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
+    def finish(self, report: bool = True) -> float:
+        """The task is done: its final line (none for a task that did nothing); the seconds it took.
 
-    def _line(self, now: float, final: bool) -> str:
-        rate = self._rate(now)
-        total = self.total
-        if total:
-            share = min(1.0, self.done / total)
-            bar = "#" * int(share * 24)
-            eta = "" if final or rate <= 0 else f" ETA {_duration((total - self.done) / rate)}"
-            return f"{self.label:<28} [{bar:<24}] {self.done:>10,}/{total:,} {rate:>9,.0f}/s{eta}"
-        return f"{self.label:<28} {self.done:>10,} {rate:>9,.0f}/s"
+        With ``report=False`` the time stops but the final line waits for a
+        later ``finish()`` (an upload's, until its transaction commits); a
+        terminal shows the task's last state until the next task's bar.
+        """
+        if self.ended is None:
+            self.ended = time.monotonic()
+            if not report and self.tty and self.done:
+                self._report(self.ended, final=False)
+        if report and not self.reported and self.enabled and self.done:
+            self.reported = True
+            self._report(self.ended, final=True)
+        return self.ended - self.started
+
+    # --- the lines ------------------------------------------------------------
+
+    def _known_total(self) -> int | None:
+        """The total, while it means something (a count can grow past a stale total)."""
+        return self.total if self.total and self.total >= self.done else None
 
     def _report(self, now: float, final: bool) -> None:
         if self.tty:
-            # \x1b[K clears what a longer previous line left behind
-            self.stream.write("\r" + self._line(now, final) + "\x1b[K" + ("\n" if final else ""))
-            self.stream.flush()
+            _write_line(self.stream, self.render(now - self.started, final), end=final)
         else:
-            log.info(self._line(now, final))
+            log.info("%s", self.log_line(now - self.started, final))
 
-    def finish(self) -> float:
-        now = time.monotonic()
-        if self.enabled:
-            self._report(now, final=True)
-        return now - self.started
+    def log_line(self, elapsed: float, final: bool) -> str:
+        """The plain line of a log: ``Student: 1,200/20,000 (6%), 4,000/s, ETA 4.7s``."""
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        label = printable(self.label)
+        if final:
+            return f"{label}: {self.done:,} in {_duration(elapsed)}, {rate:,.0f}/s"
+        total = self._known_total()
+        if total is None:
+            return f"{label}: {self.done:,}, {rate:,.0f}/s"
+        eta = f", ETA {_duration((total - self.done) / rate)}" if rate > 0 else ""
+        return f"{label}: {self.done:,}/{total:,} ({self.done * 100 // total}%), {rate:,.0f}/s{eta}"
+
+    def render(self, elapsed: float, final: bool) -> str:
+        """The terminal line, at most the terminal's width less one column.
+
+        ``Student   45%|█████▌      | 9,000/20,000 [00:01<00:01, 8,912/s]``;
+        on a narrow terminal the bar goes first, then what does not fit.
+        """
+        from tqdm import tqdm
+        from tqdm.utils import disp_len, disp_trim
+
+        columns = max((self.width or terminal_width(self.stream)) - 1, 1)
+        pad = min(_LABEL_WIDTH, columns // 3)
+        label = disp_trim(printable(self.label), max(pad, 1))
+        label += " " * max(0, pad - disp_len(label)) + " "
+        rate = self.done / elapsed if elapsed > 0 else None
+        total = self._known_total()
+        counts = f"{self.done:,}/{total:,}" if total else f"{self.done:,}"
+        speed = f"{rate:,.0f}/s" if rate else "?/s"
+        if final:
+            stats = f"{counts} in {_duration(elapsed)}, {speed}"
+        elif total and rate:
+            left = tqdm.format_interval((total - self.done) / rate)
+            stats = f"{counts} [{tqdm.format_interval(elapsed)}<{left}, {speed}]"
+        else:
+            stats = f"{counts} [{tqdm.format_interval(elapsed)}, {speed}]"
+        if not total:
+            return disp_trim(label + stats, columns)
+        if columns - disp_len(label) - disp_len(stats) - len("100%|| ") < 8:
+            return disp_trim(f"{label}{self.done * 100 // total:3d}% {stats}", columns)
+        line = tqdm.format_meter(
+            self.done, total, elapsed, ncols=columns, prefix=label,
+            bar_format="{desc}{percentage:3.0f}%|{bar}| {stats}", stats=stats,
+            ascii=not _unicode(self.stream),
+        )
+        return disp_trim(line, columns)
+
+
+class LineAwareHandler(logging.StreamHandler):
+    """A log handler that first clears a bar's unfinished line on its stream,
+    so that a log line never lands glued to a bar (the bar is drawn again
+    at its next redraw)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        global _open_line
+        if _open_line is not None and _open_line is self.stream:
+            _open_line = None
+            try:
+                self.stream.write("\r" + _CLEAR)
+            except (OSError, ValueError):
+                pass
+        super().emit(record)
