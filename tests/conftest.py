@@ -256,7 +256,7 @@ def sample_home(home: Path, sample_template: Path) -> Path:
 def open_local(home: Path) -> Any:
     """The etl LocalSite over ``home``'s store (close it after use)."""
     from courseport.datastore import SqliteBackend
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     return LocalSite(SqliteBackend(db_path(home), create=False))
 

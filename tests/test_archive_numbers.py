@@ -47,7 +47,7 @@ from courseport.datastore import SqliteBackend
 from courseport.errors import UserError
 from courseport.etl import upload as upload_module
 from courseport.etl.errors import EtlError
-from courseport.etl.rows import RowDecoder, RowError
+from courseport.sites.rows import RowDecoder, RowError
 from courseport.etl.verify import verify
 from courseport.models import schema_for
 
@@ -114,7 +114,7 @@ def target(template: Path, home: Path) -> Path:
 
 
 def _set_mode(mode: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     if mode.startswith("staged"):
         monkeypatch.setattr(LocalSite, "atomic_writes", False)

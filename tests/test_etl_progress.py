@@ -222,7 +222,7 @@ def test_empty_kinds_of_an_upload_and_a_delete_say_nothing(sample_home: Path) ->
 
 SLOW_UPLOAD = r'''
 import contextlib, sys, time
-from courseport.etl.site import LocalSite
+from courseport.sites import LocalSite
 LocalSite.min_batch_size = 1                 # let --batch_size make many small batches
 _write = LocalSite.write_prepared
 def write_prepared(self, prepared):

@@ -63,7 +63,7 @@ def advance(self, count):
 Progress.advance = advance
 import os
 if os.environ.get("COURSEPORT_TEST_STAGED"):  # the path of sites that cannot write atomically
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
     LocalSite.atomic_writes = False
 from courseport.cli import main
 sys.exit(main(argv))
@@ -353,7 +353,7 @@ def test_upload_interrupted_on_the_embedded_store_leaves_nothing(sample_home: Pa
 
 def test_upload_resume_after_an_interrupted_batch(sample_home: Path, tmp_path: Path, monkeypatch) -> None:
     """Where uploads are written as they go (sites that cannot write atomically)."""
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     archive = tmp_path / "d.zip"
     etl("download", "datastore", "/sample", "local", "--archive_path", archive)

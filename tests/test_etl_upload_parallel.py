@@ -16,7 +16,7 @@ from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.etl import upload as upload_module
 from courseport.etl.errors import EtlError
-from courseport.etl.site import LocalSite
+from courseport.sites import LocalSite
 
 
 def _event(i: int, **extra) -> dict:
@@ -34,7 +34,7 @@ def _zip(path: Path, member: bytes) -> Path:
 @pytest.fixture(autouse=True, params=["atomic", "staged"])
 def write_mode(request, monkeypatch: pytest.MonkeyPatch) -> str:
     """The embedded store's one-transaction uploads, and the staged path of other sites."""
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     if request.param == "staged":
         monkeypatch.setattr(LocalSite, "atomic_writes", False)

@@ -38,11 +38,11 @@ from hypothesis import strategies as st
 import ziptools
 from conftest import FIXTURES, cli_at, db_path, etl, make_store_template, snapshot_store
 from courseport.archive import Manifest, iter_rows, open_reader
-from courseport.archive.manifest import kind_of
+from courseport.archive.members import member_kind
 from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.errors import UserError
-from courseport.etl.rows import RowDecoder
+from courseport.sites.rows import RowDecoder
 from courseport.etl.verify import verify
 
 SLOW_EXAMPLES = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -92,7 +92,7 @@ def read_everything(path: Path) -> None:
         except UserError:
             pass
         for name in reader.names():
-            kind = kind_of(name)
+            kind = member_kind(name)
             try:
                 if kind is None:
                     data = reader.read(name)

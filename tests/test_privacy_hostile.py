@@ -411,7 +411,7 @@ def test_no_identity_leaves_and_pseudonyms_join(people: list[Learner]) -> None:
 
 KILL_AFTER_FIRST_KIND = r'''
 import os, signal, sys
-from courseport.etl import rows
+from courseport.sites import rows
 kinds = []
 original = rows.RowEncoder.export_page
 def export_page(self, *args, **kwargs):

@@ -47,7 +47,7 @@ def source(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
 
 @pytest.fixture(params=["atomic", "staged"])
 def target(request, source, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     if request.param == "staged":
         monkeypatch.setattr(LocalSite, "atomic_writes", False)

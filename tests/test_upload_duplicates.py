@@ -43,7 +43,7 @@ from courseport.datastore import Key, SqliteBackend
 from courseport.etl import keyorder
 from courseport.etl import upload as upload_module
 from courseport.etl.errors import EtlError
-from courseport.etl.rows import row_key
+from courseport.sites.rows import row_key
 
 MEMBER = "models/EventEntity.json"
 
@@ -75,7 +75,7 @@ def target(template: Path, home: Path) -> Path:
 
 def set_mode(mode: str, monkeypatch: pytest.MonkeyPatch, chunk: int | None = None) -> None:
     """``atomic``/``staged`` write mode and ``small``/``workers`` upload path; ``chunk`` rows a batch."""
-    from courseport.etl.site import LocalSite
+    from courseport.sites import LocalSite
 
     if "staged" in mode:
         monkeypatch.setattr(LocalSite, "atomic_writes", False)

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from . import __version__
 from .courses.populate import populate
@@ -43,7 +43,7 @@ def _add_datastore(parser: argparse.ArgumentParser) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 1, like every other error
+    def error(self, message: str) -> NoReturn:  # one line, exit 1, like every other error
         self.exit(1, f"{self.prog}: error: {message} (see '{self.prog} -h')\n")
 
 

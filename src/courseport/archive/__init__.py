@@ -5,7 +5,8 @@ Only the standard library, ``courseport._json`` and ``courseport.errors`` are us
 
 from .errors import ArchiveError
 from .framing import NotLineLayout, RowsWriter, count_rows, iter_rows, line_chunks
-from .manifest import MANIFEST_NAME, Manifest, ManifestEntry, kind_of
+from .manifest import MANIFEST_NAME, Manifest, ManifestEntry
+from .members import file_member, kind_member, member_file, member_kind
 from .names import check_member_name
 from .readers import (
     ArchiveReader,
@@ -36,7 +37,10 @@ __all__ = [
     "target_lock",
     "count_rows",
     "iter_rows",
-    "kind_of",
+    "file_member",
+    "kind_member",
+    "member_file",
+    "member_kind",
     "line_chunks",
     "open_reader",
     "verify_archive",

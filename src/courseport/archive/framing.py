@@ -18,10 +18,18 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from .. import _json
 from .errors import ArchiveError
+
+
+class ByteReader(Protocol):
+    """What the row readers need of a stream: ``read(size)`` giving bytes,
+    ``b""`` at the end (a binary file, an archive member, a HashingReader)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 HEADER = '{"rows": ['
 FOOTER = "\n]}\n"
@@ -112,19 +120,19 @@ class RowsWriter:
         self._batch = [""]
 
 
-def iter_rows(stream: BinaryIO, member_name: str) -> Iterator[dict[str, Any]]:
+def iter_rows(stream: ByteReader, member_name: str) -> Iterator[dict[str, Any]]:
     """Yield the rows of a ``{"rows": [...]}`` member, streaming.
 
     Rows are numbered from 1 in error messages. The JSON is strict (no
     ``NaN``/``Infinity``); every way a row can fail to parse, nesting too
     deep for the stack and integers of over 4,300 digits included, is an
     ArchiveError naming the row. (What a value may hold is the row
-    decoder's business: see ``etl.rows``.)
+    decoder's business: see ``sites.rows``.)
     """
     return _RowParser(stream, member_name).rows()
 
 
-def count_rows(stream: BinaryIO, member_name: str) -> int:
+def count_rows(stream: ByteReader, member_name: str) -> int:
     """Count (and so validate) the rows of a member."""
     count = 0
     for _ in iter_rows(stream, member_name):
@@ -136,7 +144,7 @@ class NotLineLayout(Exception):
     """A member not laid out one row a line; read it with :func:`iter_rows`."""
 
 
-def line_chunks(stream: BinaryIO, member_name: str, rows_per_chunk: int = 5000,
+def line_chunks(stream: ByteReader, member_name: str, rows_per_chunk: int = 5000,
                 read_bytes: int = 4 << 20, chars_per_chunk: int = 8 << 20) -> Iterator[tuple[int, list[str]]]:
     """Course Builder's line layout cut into ``(first row number, row texts)`` chunks.
 
@@ -213,7 +221,7 @@ class _RowParser:
     already dropped from the window, for offsets in messages.
     """
 
-    def __init__(self, stream: BinaryIO, member: str) -> None:
+    def __init__(self, stream: ByteReader, member: str) -> None:
         self._stream = stream
         self.member = member
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
@@ -293,7 +301,9 @@ class _RowParser:
     def peek(self) -> str:
         """Skip whitespace; return the next character, or '' at the end."""
         while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
+            match = _WS.match(self.buf, self.pos)
+            assert match is not None  # [ \t\n\r]* matches, if only the empty string, anywhere
+            self.pos = match.end()
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self.fill():

@@ -16,11 +16,12 @@ from typing import Any
 
 from .. import _json
 from .errors import ArchiveError, show
+from .members import FILES_PREFIX, MODELS_PREFIX, is_file_member, member_kind
 from .names import check_member_name
 
 MANIFEST_NAME = "manifest.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_PREFIXES = ("files/", "models/")
+_PREFIXES = (FILES_PREFIX, MODELS_PREFIX)
 
 
 @dataclass
@@ -58,11 +59,11 @@ class Manifest:
 
     def kinds(self) -> list[str]:
         """Kind names of the ``models/<Kind>.json`` entries, sorted."""
-        return [kind_of(e.path) for e in self.entries if kind_of(e.path)]
+        return [kind for e in self.entries if (kind := member_kind(e.path))]
 
     def files(self) -> list[ManifestEntry]:
         """Entries under ``files/``."""
-        return [e for e in self.entries if e.path.startswith("files/")]
+        return [e for e in self.entries if is_file_member(e.path)]
 
     def entry(self, path: str) -> ManifestEntry | None:
         """The entry for ``path``, or None."""
@@ -110,15 +111,6 @@ class Manifest:
 
 def _path(entry: ManifestEntry) -> str:
     return entry.path
-
-
-def kind_of(path: str) -> str | None:
-    """``models/Student.json`` -> ``Student``; None for any other path."""
-    if path.startswith("models/") and path.endswith(".json"):
-        stem = path[len("models/"):-len(".json")]
-        if stem and "/" not in stem:
-            return stem
-    return None
 
 
 def _string_field(doc: dict[str, Any], key: str) -> str:

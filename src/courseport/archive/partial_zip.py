@@ -15,7 +15,7 @@ import os
 import stat
 import time
 import zipfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from .errors import ArchiveError
 from .fsutil import create, refuse_special, remove_file, write_atomically
@@ -149,8 +149,8 @@ class ZipPartial(Partial):
             raise ArchiveError(f"cannot resume {self.partial}: restored members "
                                "differ from the checkpoint")
 
-    def _zipfile(self, mode: str) -> zipfile.ZipFile:
-        return zipfile.ZipFile(self.guard, mode, zipfile.ZIP_DEFLATED,  # type: ignore[arg-type]
+    def _zipfile(self, mode: Literal["w", "a"]) -> zipfile.ZipFile:
+        return zipfile.ZipFile(self.guard, mode, zipfile.ZIP_DEFLATED,
                                allowZip64=True, compresslevel=self.level)
 
     # -- members -----------------------------------------------------------

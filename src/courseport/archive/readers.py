@@ -16,7 +16,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from .errors import ArchiveError, show
 from .manifest import MANIFEST_NAME, Manifest
@@ -152,7 +152,11 @@ class ZipArchiveReader(ArchiveReader):
             if err.errno is not None:
                 raise
             raise ArchiveError(f"{name}: corrupt zip member ({err})") from None
-        return _ZipMemberStream(inner, name, info.file_size)
+        # typeshed says only IO[bytes]; for reading, zipfile hands back a ZipExtFile
+        assert isinstance(inner, zipfile.ZipExtFile)
+        # cast: a BufferedIOBase is a binary stream, but typing.BinaryIO is nominal
+        # and typeshed declares no io class outside the standard ones as one
+        return cast(BinaryIO, _ZipMemberStream(inner, name, info.file_size))
 
     def close(self) -> None:
         self._zip.close()
@@ -305,7 +309,7 @@ class _ZipMemberStream(io.BufferedIOBase):
     """A zip member reader that turns corruption into ArchiveError and
     refuses to deliver more than the declared size."""
 
-    def __init__(self, inner: BinaryIO, name: str, declared: int) -> None:
+    def __init__(self, inner: zipfile.ZipExtFile, name: str, declared: int) -> None:
         self._inner = inner
         self._name = name
         self._left = declared

@@ -8,7 +8,8 @@ from typing import Any
 
 from .errors import ArchiveError
 from .framing import count_rows
-from .manifest import MANIFEST_NAME, Manifest, kind_of
+from .manifest import MANIFEST_NAME, Manifest
+from .members import is_models_member, member_kind
 from .readers import ArchiveReader, open_reader
 from .streams import HashingReader
 
@@ -39,7 +40,7 @@ class VerifyReport:
 
     def rows(self) -> dict[str, int]:
         """Row counts by kind."""
-        return {kind_of(m.name) or m.name: m.rows for m in self.members.values()
+        return {member_kind(m.name) or m.name: m.rows for m in self.members.values()
                 if m.rows is not None}
 
 
@@ -102,9 +103,9 @@ def _scan(reader: ArchiveReader, name: str, report: VerifyReport) -> MemberCheck
     with reader.open(name) as stream:
         hashing = HashingReader(stream)
         rows = None
-        if kind_of(name):
+        if member_kind(name):
             rows = count_rows(hashing, name)
-        elif name.startswith("models/"):
+        elif is_models_member(name):
             report.warnings.append(f"{name}: not a models/<Kind>.json member; not parsed")
         hashing.drain()
     return MemberCheck(name, hashing.bytes, hashing.sha256.hexdigest(), rows)

@@ -16,6 +16,7 @@ from .errors import ArchiveError, show
 from .._locks import exclusive
 from .fsutil import TMP_SUFFIX, file_type, fsync_dir, remove
 from .manifest import MANIFEST_NAME, Manifest
+from .members import FILES_DIR, MODELS_DIR
 from .names import check_member_name
 from .partial_dir import DirectoryPartial
 from .partial import Partial
@@ -156,7 +157,7 @@ class ArchiveWriter:
 
 
 #: what the top of a directory archive may hold (and so may be replaced)
-_ARCHIVE_TOP_LEVEL = {MANIFEST_NAME, "models", "files"}
+_ARCHIVE_TOP_LEVEL = {MANIFEST_NAME, MODELS_DIR, FILES_DIR}
 
 
 def target_lock(path: str | os.PathLike[str], what: str) -> contextlib.AbstractContextManager[None]:

@@ -86,7 +86,7 @@ def _check_namespace(raw: str, namespace: str) -> None:
 
 
 def _split_value(value: str) -> list[str]:
-    items = []
+    items: list[str] = []
     for line in value.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 
-from typing import Any
+from typing import Any, Collection
 
 import yaml
 
@@ -53,7 +53,7 @@ def load_course_yaml(text: str | bytes) -> dict:
 def _check_shape(settings: Any) -> None:
     """Bounded nesting, a bounded number of values once aliases are expanded
     (``&a [*b, *b, ...]`` chains grow exponentially), 64-bit integers."""
-    stack = [([settings], 0)]
+    stack: list[tuple[Collection[Any], int]] = [([settings], 0)]
     seen = 0
     while stack:
         item, level = stack.pop()

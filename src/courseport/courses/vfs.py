@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 
+import builtins
 import datetime as _dt
 import os
 import re
@@ -90,7 +91,7 @@ class DatastoreFileSystem:
             if isinstance(key.name, str) and key.name.startswith(prefix)
         )
 
-    def infos(self) -> list[FileInfo]:
+    def infos(self) -> builtins.list[FileInfo]:  # ``list`` here is the method
         return [
             FileInfo(e.key.name, e.get("size") or 0, e.get("is_draft"), e.get("updated_on"))
             for e in self.reader.query("FileMetadataEntity", self.namespace)
@@ -133,7 +134,7 @@ class DatastoreFileSystem:
         )
         if old is not None:
             previous = self.reader.get(self._meta_key(path))
-            meta["created_on"] = (previous or {}).get("created_on") or now
+            meta["created_on"] = (previous.get("created_on") if previous is not None else None) or now
         shards = [
             Entity(self._data_key(name), {"data": data[i * SHARD_SIZE : (i + 1) * SHARD_SIZE]})
             for i, name in enumerate(shard_names(path, len(data)))
@@ -174,7 +175,7 @@ class FolderFileSystem:
             if p.is_file() and not p.is_symlink()
         )
 
-    def infos(self) -> list[FileInfo]:
+    def infos(self) -> builtins.list[FileInfo]:  # ``list`` here is the method
         return [FileInfo(p, self._resolve(p).stat().st_size, False) for p in self.list()]
 
     def info(self, path: str) -> FileInfo | None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .backend import Backend, BadCursorError, DatastoreError, Page, RawRow, Reader, batched
+from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, RawRow, Reader, batched
 from .entity import Entity, Text
 from .keys import Key, KeyError_ as KeyStringError
 from .sqlite import DEFAULT_APP_ID, SqliteBackend
 
 __all__ = [
-    "Backend", "BadCursorError", "DatastoreError", "Entity", "Key", "KeyStringError",
+    "Backend", "BadCursorError", "DatastoreError", "Entity", "JsonRow", "Key", "KeyStringError",
     "Page", "RawRow", "Reader", "SqliteBackend", "Text", "batched", "open_store",
     "is_store_url", "DEFAULT_APP_ID", "home_dir", "local_store_path",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .entity import Entity
 from .keys import Key
+from .values import decode_properties
 
 
 class DatastoreError(UserError):
@@ -53,6 +54,29 @@ class RawRow:
 
     def __reduce__(self):  # a plain tuple pickles several times faster than a dataclass
         return (RawRow, (self.key, self.data, self.signature))
+
+
+@dataclass
+class JsonRow:
+    """An entity typed but still in Course Builder's JSON encoding, ready to store.
+
+    ``props`` are in the encoding of :mod:`courseport.datastore.values`
+    without key values (those rows are Entities); ``signature`` says which
+    properties are not plain JSON types. Archive row decoders produce them;
+    a store's ``prepare_decoded`` takes them without decoding.
+    """
+
+    key: Key
+    props: dict[str, Any]
+    signature: dict[str, Any]
+
+    def entity(self) -> Entity:
+        """The row decoded into an Entity (for stores that take only entities)."""
+        return Entity(self.key, decode_properties(dict(self.props), self.signature, _no_key_values))
+
+
+def _no_key_values(value: Any) -> Key:
+    raise AssertionError("a JsonRow holds no key values")
 
 
 class Reader(abc.ABC):
@@ -142,6 +166,11 @@ class Reader(abc.ABC):
             cursor = page.cursor
 
 
+def _entity_list(entities: Sequence[Entity]) -> list[Entity]:
+    """The default :attr:`Backend.prepare`: the entities, as ``put_multi`` takes them."""
+    return list(entities)
+
+
 class Backend(Reader):
     """A store: reads, writes, id allocation, snapshots."""
 
@@ -170,15 +199,16 @@ class Backend(Reader):
 
     #: a picklable function turning entities into what ``write_prepared``
     #: takes, so callers can encode in worker processes
-    prepare: Callable[[Sequence[Entity]], Any] = staticmethod(list)
+    prepare: Callable[[Sequence[Entity]], Any] = staticmethod(_entity_list)
 
-    #: like ``prepare``, for a mix of entities and rows still in JSON form
-    #: (``key``, ``props`` in Course Builder's encoding without key values,
-    #: ``signature``); None where the store has no such function
-    prepare_decoded: Callable[[Sequence[Any]], Any] | None = None
+    #: like ``prepare``, for a mix of entities and :class:`JsonRow` (rows
+    #: still in JSON form); None where the store has no such function
+    prepare_decoded: Callable[[Sequence[Entity | JsonRow]], Any] | None = None
 
-    def write_prepared(self, prepared: Any) -> list[Key]:
-        return self.put_multi(prepared)
+    def write_prepared(self, prepared: Any) -> None:
+        """Write what :attr:`prepare` made (keys are not handed back: a
+        store's prepared form need not say which ids it allocated)."""
+        self.put_multi(prepared)
 
     def transaction(self) -> AbstractContextManager[None]:
         """Writes inside land together or not at all; a store that cannot

@@ -300,10 +300,11 @@ class KeyStringEncoder:
 
     def __call__(self, key: Key) -> str:
         path = key._path
-        if len(path) != 1 or path[0][1] is None:
-            return encode_reference(self.app_id, path, key._namespace)
-        kind, ident = path[0]
-        return self.root(kind, key._namespace)(ident)
+        if len(path) == 1:
+            kind, ident = path[0]
+            if ident is not None:
+                return self.root(kind, key._namespace)(ident)
+        return encode_reference(self.app_id, path, key._namespace)
 
 
 class _Reader:

@@ -19,13 +19,13 @@ import json
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .._json import dumps
 from .._locks import exclusive, lock_wait
-from .backend import Backend, BadCursorError, DatastoreError, Page, RawRow, Reader
+from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, RawRow, Reader
 from .entity import Entity
 from .keys import Key, decode_sort_path, encode_sort_path
 from .values import decode_properties, encode_properties
@@ -137,9 +137,9 @@ def encode_entities(entities: Sequence[Entity]) -> list[Prepared]:
     return rows
 
 
-def prepare_decoded(rows: Sequence[Any]) -> list[Prepared]:
-    """Entities, or rows already in JSON form (``key``, ``props``, ``signature``),
-    ready to write (pure: runs in any process)."""
+def prepare_decoded(rows: Sequence[Entity | JsonRow]) -> list[Prepared]:
+    """Entities, or :class:`JsonRow` (rows already in JSON form), ready to
+    write (pure: runs in any process)."""
     out: list[Prepared] = []
     for row in rows:
         if isinstance(row, Entity):
@@ -526,7 +526,7 @@ class SqliteBackend(_SqliteReader, Backend):
         except sqlite3.OperationalError as exc:
             raise DatastoreError(_describe_sqlite_error(self.path, exc)) from None
 
-    def exclusive(self, what: str) -> Iterator[None]:  # type: ignore[override]
+    def exclusive(self, what: str) -> AbstractContextManager[None]:
         return exclusive(
             f"{self.path}.lock", what, subject=f"the store {self.path}",
             fix="wait for it to finish, then run again", wait=lock_wait(),

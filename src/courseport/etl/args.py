@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 MODES = ("delete", "download", "run", "upload")
 TYPES = ("course", "datastore")
@@ -57,7 +57,7 @@ class EtlArgs:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
         raise EtlUsageError(message)
 
 

@@ -8,13 +8,13 @@ import time
 from typing import Sequence
 
 from ..models import SchemaError
+from ..sites import RowError
 from .args import EtlArgs, parse_args
 from .delete import delete
 from .download import download
 from .errors import EtlError
 from .open import open_site
 from .progress import LineAwareHandler, end_line
-from .rows import RowError
 from .upload import upload
 
 log = logging.getLogger("courseport.etl")
@@ -47,30 +47,30 @@ def _run_mode(args: EtlArgs) -> int:
     progress = logging.getLogger("courseport.etl").isEnabledFor(logging.INFO)
     try:
         if args.mode == "download":
-            result = download(args, site, progress=progress)
+            downloaded = download(args, site, progress=progress)
             elapsed = time.perf_counter() - started
             print(
-                f"downloaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
-                + (f", {result.files} files" if args.type == "course" else "")
-                + f" in {elapsed:.1f}s to {result.path}"
+                f"downloaded {args.type} {args.course_url_prefix}: {downloaded.entities:,} entities"
+                + (f", {downloaded.files} files" if args.type == "course" else "")
+                + f" in {elapsed:.1f}s to {downloaded.path}"
             )
         elif args.mode == "upload":
             with site.exclusive(_describe(args)):
-                result = upload(args, site, progress=progress)
+                uploaded = upload(args, site, progress=progress)
             elapsed = time.perf_counter() - started
-            skipped = sum(result.skipped.values())
+            skipped = sum(uploaded.skipped.values())
             print(
-                f"uploaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
-                + (f", {result.files} files ({result.files_skipped} already there)" if args.type == "course" else "")
+                f"uploaded {args.type} {args.course_url_prefix}: {uploaded.entities:,} entities"
+                + (f", {uploaded.files} files ({uploaded.files_skipped} already there)" if args.type == "course" else "")
                 + (f", {skipped:,} already uploaded" if skipped else "")
                 + f" in {elapsed:.1f}s from {args.archive_path}"
             )
         else:
             with site.exclusive(_describe(args)):
-                result = delete(args, site, progress=progress)
+                deleted = delete(args, site, progress=progress)
             print(
-                f"deleted {sum(result.rows.values()):,} entities from namespace {result.namespace!r}"
-                + (f" and removed course {args.course_url_prefix}" if result.course_removed else "")
+                f"deleted {sum(deleted.rows.values()):,} entities from namespace {deleted.namespace!r}"
+                + (f" and removed course {args.course_url_prefix}" if deleted.course_removed else "")
             )
     finally:
         end_line()  # an error or an interrupt is printed on a line of its own

@@ -22,11 +22,11 @@ from ..models import is_internal_kind
 
 #: kinds of the default namespace that belong to the site, not to a course
 SITE_KINDS = ("ConfigPropertyEntity",)
+from ..sites import Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
 from .download import select_kinds
 from .progress import Progress, is_terminal, printable
-from .site import EtlSite
 
 log = logging.getLogger("courseport.etl")
 
@@ -77,7 +77,7 @@ def _ask(prompt: str, stdin: TextIO | None, stdout: TextIO) -> str:
 
 def delete(
     args: EtlArgs,
-    site: EtlSite,
+    site: Site,
     *,
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,

@@ -18,14 +18,16 @@ from typing import Iterator
 
 from ..errors import UserError
 from ..archive import (
-    ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, check_target, open_reader, target_lock,
+    ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, check_target, file_member, kind_member,
+    member_kind, open_reader, target_lock,
 )
+from ..archive.members import is_models_member
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
+from ..sites import CourseInfo, Reading, Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
 from .progress import Progress
 from .resume import DownloadRecord
-from .site import CourseInfo, EtlSite, Reading
 
 log = logging.getLogger("courseport.etl")
 
@@ -87,10 +89,6 @@ def plan_kinds(args: EtlArgs, reading: Reading, course: CourseInfo) -> list[str]
     return kinds
 
 
-def _member(kind: str) -> str:
-    return f"models/{kind}.json"
-
-
 def _manifest_info(path: Path, archive_type: str) -> dict[str, dict]:
     """Rows and checksums of a finished archive's members, to keep on resume."""
     try:
@@ -114,7 +112,7 @@ def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> 
         raise
 
 
-def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> DownloadResult:
+def download(args: EtlArgs, site: Site, *, progress: bool = True) -> DownloadResult:
     path = args.archive_path
     assert path is not None
     course = site.course(args.course_url_prefix)
@@ -130,7 +128,7 @@ def download(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> Download
             return _download(args, site, reading, course, path, progress)
 
 
-def _download(args: EtlArgs, site: EtlSite, reading: Reading, course: CourseInfo, path: Path,
+def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, path: Path,
               progress: bool) -> DownloadResult:
     batch = max(args.batch_size, site.min_batch_size)
     changes = reading.change_count(course.namespace)
@@ -148,7 +146,7 @@ def _download(args: EtlArgs, site: EtlSite, reading: Reading, course: CourseInfo
         done = set(writer.completed())
         extra = sorted(
             name for name in done
-            if name.startswith("models/") and name[len("models/"):-len(".json")] not in kinds
+            if is_models_member(name) and member_kind(name) not in kinds
         )
         if extra:
             raise EtlError(
@@ -156,7 +154,7 @@ def _download(args: EtlArgs, site: EtlSite, reading: Reading, course: CourseInfo
                 "does not ask for: resume with the same arguments, or start again with --force_overwrite"
             )
         if record is None:
-            todo = [kind for kind in kinds if _member(kind) not in done]
+            todo = [kind for kind in kinds if kind_member(kind) not in done]
             if done and todo:
                 # no record of the earlier run: its privacy, secret and snapshot are unknown
                 raise EtlError(
@@ -170,7 +168,7 @@ def _download(args: EtlArgs, site: EtlSite, reading: Reading, course: CourseInfo
         manifest = Manifest(raw=course.raw, version=course.version, entries=[])
         result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
         for kind in kinds:
-            member = _member(kind)
+            member = kind_member(kind)
             if member in done:
                 known = record.members.get(member, {})
                 manifest.add(ManifestEntry(member, False, known.get("rows"), known.get("sha256")))
@@ -191,7 +189,7 @@ def _write_files(writer, reading: Reading, course: CourseInfo, files, done, mani
     bar = Progress("files", len(files), enabled=progress and bool(files))
     written = 0
     for info in files:
-        member = "files" + info.path
+        member = file_member(info.path)
         manifest.add(ManifestEntry(member, info.is_draft if course.editable else False))
         if member in done:
             continue
@@ -209,7 +207,7 @@ def _write_files(writer, reading: Reading, course: CourseInfo, files, done, mani
 def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: int,
                 secret: str | None, args: EtlArgs, progress: bool) -> tuple[int, str]:
     bar = Progress(kind, reading.count(kind, course.namespace), enabled=progress)
-    member = _member(kind)
+    member = kind_member(kind)
     with writer.open_member(member) as stream:
         rows = RowsWriter(stream, member)
         cursor = None

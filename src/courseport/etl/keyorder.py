@@ -32,8 +32,8 @@ from .._json import STRICT
 from ..archive import NotLineLayout, iter_rows
 from ..datastore import Key
 from ..datastore.keys import decode_sort_path, encode_sort_path
+from ..sites import RowError, row_key
 from .errors import EtlError
-from .rows import RowError, row_key
 
 HASH_KEY = os.urandom(16)  # keyed, so that no archive can be made to collide on purpose
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..datastore import is_store_url, open_store
+from ..sites import LocalSite, Site
 from .args import EtlArgs
 from .errors import EtlError
-from .site import EtlSite, LocalSite
 
 
-def open_site(args: EtlArgs) -> EtlSite:
+def open_site(args: EtlArgs) -> Site:
     server = args.server
     if is_store_url(server):
         return LocalSite(open_store(server, create=False))

@@ -221,7 +221,7 @@ class Progress:
             self.done, total, elapsed, ncols=columns, prefix=label,
             bar_format="{desc}{percentage:3.0f}%|{bar}| {stats}", stats=stats,
             ascii=not _unicode(self.stream),
-        )
+        )  # type: ignore[call-arg]  # format_meter takes **extra_kwargs for bar_format; types-tqdm omits them
         return disp_trim(line, columns)
 
 

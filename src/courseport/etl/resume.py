@@ -22,9 +22,9 @@ from typing import Any
 
 from ..archive.fsutil import read_small_file, remove_file, write_atomically
 from ..models.privacy import hmac_sha256_hex
+from ..sites import CourseInfo
 from .args import EtlArgs
 from .errors import EtlError
-from .site import CourseInfo
 
 FORMAT = "courseport-download/2"
 _CHECK_MESSAGE = "courseport --resume secret check"

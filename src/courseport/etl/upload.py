@@ -27,19 +27,20 @@ from typing import Any, BinaryIO, Iterator
 
 from .._json import STRICT
 from .._workers import can_fork, worker_pool
-from ..archive import ArchiveError, Manifest, NotLineLayout, iter_rows, line_chunks, open_reader
+from ..archive import (
+    ArchiveError, Manifest, NotLineLayout, iter_rows, kind_member, line_chunks, member_file, open_reader,
+)
 from ..courses.coursejson import load_course_json
 from ..courses.settings import load_course_yaml
 from ..courses.vfs import MAX_FILE_SIZE, normalize_path
 from ..datastore import Entity, Key, batched
 from ..models import COURSE_KINDS, VFS_KINDS, is_internal_kind
+from ..sites import CourseInfo, RowDecoder, RowError, Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
 from .progress import Progress, say
 from .keyorder import HASH_KEY, KeyOrder, chunk_digests, chunk_order, find_duplicate
 from .vfscheck import DATA, META, check_files, read_archive_files
-from .rows import RowDecoder, RowError
-from .site import CourseInfo, EtlSite
 
 log = logging.getLogger("courseport.etl")
 
@@ -84,7 +85,7 @@ def plan_upload_kinds(args: EtlArgs, manifest: Manifest, present: set[str]) -> l
     if internal:
         # App Engine's metadata kinds: rows put there would be invisible to download and delete
         raise EtlError(
-            f"models/{internal[0]}.json: {internal[0]} is a reserved kind name (__name__): "
+            f"{kind_member(internal[0])}: {internal[0]} is a reserved kind name (__name__): "
             "refusing to upload into it"
         )
     if args.datastore_types:
@@ -101,7 +102,7 @@ def plan_upload_kinds(args: EtlArgs, manifest: Manifest, present: set[str]) -> l
         raise EtlError(f"no entity types left to upload. The archive holds: {', '.join(in_archive)}")
     plans = []
     for kind in chosen:
-        member = f"models/{kind}.json"
+        member = kind_member(kind)
         if member not in present:
             log.warning("Unable to find data file %s; skipping", member)
             continue
@@ -111,7 +112,7 @@ def plan_upload_kinds(args: EtlArgs, manifest: Manifest, present: set[str]) -> l
 
 
 class _Upload:
-    def __init__(self, args: EtlArgs, site: EtlSite, progress: bool) -> None:
+    def __init__(self, args: EtlArgs, site: Site, progress: bool) -> None:
         self.args = args
         self.site = site
         self.progress = progress
@@ -201,7 +202,7 @@ class _Upload:
                 log.warning("Unable to find file %s; skipping", entry.path)
                 continue
             try:
-                path = normalize_path(entry.path[len("files"):])
+                path = normalize_path(member_file(entry.path) or "")
             except ValueError as exc:
                 raise EtlError(f"{entry.path}: {exc}") from None
             if reader.size(entry.path) > MAX_FILE_SIZE:
@@ -249,7 +250,7 @@ class _Upload:
                 if isinstance(plan.spill, _DirectSink):
                     if plan.spill.written:
                         raise _Restage() from None  # undo it all, then stage first
-                else:
+                elif plan.spill is not None:
                     plan.spill.seek(0)
                     plan.spill.truncate()
         return self._stage(reader, plan, course, occupied, empty)
@@ -305,6 +306,8 @@ class _Upload:
             yield pending.popleft().result()
 
     def _stage(self, reader, plan: _KindPlan, course: CourseInfo, occupied: bool, empty: bool) -> int:
+        spill = plan.spill
+        assert spill is not None
         seen = 0
         order = KeyOrder(plan.member)
         for batch in batched(self._entities(reader, plan, course.namespace), self.batch):
@@ -316,7 +319,7 @@ class _Upload:
                 raise EtlError(f"{plan.member}: rows {seen + 1}-{seen + len(batch)}: {exc}") from None
             if occupied:
                 self._conflicts(plan, course, [e.key for e in batch], seen, empty)
-            plan.spill.write(pickle.dumps((keys, prepared), pickle.HIGHEST_PROTOCOL))
+            spill.write(pickle.dumps((keys, prepared), pickle.HIGHEST_PROTOCOL))
             seen += len(batch)
         self._no_duplicates(reader, plan, course, order)
         return seen
@@ -329,12 +332,13 @@ class _Upload:
                 self._workers = False
             else:
                 self._workers = self._stack.enter_context(worker_pool(min(cores, 4)))
-        return self._workers or None
+        return self._workers if isinstance(self._workers, ProcessPoolExecutor) else None
 
     def _stage_parallel(self, reader, plan: _KindPlan, course: CourseInfo, occupied: bool, empty: bool) -> int:
         """Chunks of row lines parsed, typed and prepared by the workers, spilled in order."""
         pool = self._pool()
-        assert pool is not None and plan.spill is not None
+        spill = plan.spill
+        assert pool is not None and spill is not None
         preparer = self.site.row_preparer()
         spill_keys = self.args.resume
         pending: collections.deque = collections.deque()
@@ -347,7 +351,7 @@ class _Upload:
             order.add(chunk, count)
             if occupied:
                 self._conflicts(plan, course, keys, seen, empty)
-            plan.spill.write(blob)
+            spill.write(blob)
             seen += count
 
         with reader.open(plan.member) as stream:
@@ -502,7 +506,7 @@ def _stage_chunk(job: tuple) -> tuple[int, list[Key] | None, bytes, Any]:
     return len(decoded), (keys if want_keys else None), blob, order
 
 
-def upload(args: EtlArgs, site: EtlSite, *, progress: bool = True) -> UploadResult:
+def upload(args: EtlArgs, site: Site, *, progress: bool = True) -> UploadResult:
     try:
         return _Upload(args, site, progress).run()
     except ArchiveError as exc:

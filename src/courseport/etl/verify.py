@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..archive import ArchiveError, VerifyReport, iter_rows, kind_of, open_reader, verify_archive
+from ..archive import ArchiveError, VerifyReport, file_member, iter_rows, member_kind, open_reader, verify_archive
 from ..courses.coursejson import load_course_json
 from ..courses.settings import load_course_yaml
-from .rows import RowDecoder
+from ..sites import RowDecoder
 
 _COURSE_FILES = {
-    "files/data/course.json": lambda data, name: load_course_json(data, source=name),
-    "files/course.yaml": lambda data, name: load_course_yaml(data),
+    file_member("/data/course.json"): lambda data, name: load_course_json(data, source=name),
+    file_member("/course.yaml"): lambda data, name: load_course_yaml(data),
 }
 
 
@@ -54,7 +54,7 @@ def verify(path: str | os.PathLike[str], archive_type: str | None = None) -> Ver
                     check(reader.read(name), name)
                 except ValueError as exc:
                     result.problems.append(str(exc))
-            kind = kind_of(name)
+            kind = member_kind(name)
             if kind is not None:
                 _check_rows(reader, name, kind, result)
     return result

@@ -19,11 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..archive import iter_rows
+from ..archive import iter_rows, kind_member
 from ..courses.vfs import MAX_FILE_SIZE, shard_names
 from ..datastore import Key
+from ..sites import RowDecoder, RowError
 from .errors import EtlError
-from .rows import RowDecoder, RowError
 
 META, DATA = "FileMetadataEntity", "FileDataEntity"
 _MISSING = object()
@@ -71,7 +71,7 @@ Lookup = Callable[[list[Key]], list]
 
 
 def check_files(paths: set[str], namespace: str, lookup: Lookup, overlay: ArchiveFiles | None = None,
-                member: str = f"models/{META}.json") -> None:
+                member: str = kind_member(META)) -> None:
     """EtlError naming the first of ``paths`` that the course could not read.
 
     ``overlay``: rows about to be written, taken before what ``lookup`` finds.

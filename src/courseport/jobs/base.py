@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import UserError
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from ..courses.site import Course
@@ -25,7 +25,7 @@ class JobError(UserError, ValueError):
 
 
 class _JobParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise JobError(f"{self.prog}: {message} (job usage: {self.format_usage().strip()})")
 
 

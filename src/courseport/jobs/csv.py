@@ -96,6 +96,7 @@ class JsonToCsv(Job):
         raise JobError("expected ARCHIVE MEMBER OUT.csv, or FILE.json OUT.csv")
 
     def main(self) -> int:
+        assert self.args is not None  # set by run(); _rows() needs it too
         rows, target, handles = self._rows()
         try:
             if target.exists():

@@ -7,7 +7,7 @@ import importlib
 from ..etl.args import EtlArgs
 from ..etl.errors import EtlError, check_app_id
 from ..etl.open import open_site
-from ..etl.site import LocalSite
+from ..sites import LocalSite
 from .base import CourseJob, Job
 
 

@@ -262,6 +262,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def coerce_value(kind: str, prop: Prop, value: Any) -> Any:
+    """One JSON value of ``kind``'s property ``prop`` (one element, for a
+    repeated one) as the Python value the store keeps, accepting what
+    Course Builder's upload accepts; SchemaError naming the property if it
+    cannot be."""
+    return _coerce(kind, prop, value)
+
+
 def _coerce(kind: str, prop: Prop, value: Any) -> Any:
     where = f"{kind}.{prop.name}"
     kind_of = prop.type
@@ -288,13 +296,13 @@ def _coerce(kind: str, prop: Prop, value: Any) -> Any:
             if number is not None:
                 return check_value(where, number)
         elif kind_of == "float":
-            number = None
+            real: float | None = None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                number = float(value)
+                real = float(value)
             elif isinstance(value, str):
-                number = float(value)
-            if number is not None:
-                return check_value(where, number)
+                real = float(value)
+            if real is not None:
+                return check_value(where, real)
         elif kind_of == "bool":
             if isinstance(value, bool):
                 return value

@@ -17,19 +17,22 @@ from ..errors import UserError
 import datetime as _dt
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._json import dumps
-from ..datastore import Entity, Key, RawRow
+from ..datastore import Entity, JsonRow, Key, RawRow
 from ..datastore.keys import KeyStringEncoder, reference_is_root
 from ..datastore.values import encode_properties, encode_value
 from ..models import ExportContext, SchemaError, export_private, schema_for
-from ..models.schema import INT64_MAX, INT64_MIN, Prop, Transform, _coerce, check_value
+from ..models.schema import INT64_MAX, INT64_MIN, Prop, Transform, check_value, coerce_value
 
 KEY_FIELDS = ("key", "key.id", "key.name")
 _KEY_FIELD_SET = frozenset(KEY_FIELDS)
-_UNTYPED = object()
+
+
+def _untyped(value: Any) -> Any:
+    """Marks a property the kind's schema does not type (never called)."""
+    return value
 
 
 class RowError(UserError, ValueError):
@@ -51,6 +54,16 @@ def _has_keys(signature: dict[str, Any]) -> bool:
     return False
 
 
+#: signatures whose verdicts a RowEncoder keeps (a kind has a handful)
+_MAX_SIGNATURES = 1024
+
+
+def _canonical(signature: dict[str, Any]) -> Any:
+    """A hashable form of ``signature``: equal for equal signatures, whatever the objects."""
+    return frozenset((name, tuple(code) if isinstance(code, list) else code)
+                     for name, code in signature.items())
+
+
 class RowEncoder:
     """Encodes one kind's rows for an archive, with or without privacy."""
 
@@ -62,9 +75,12 @@ class RowEncoder:
         if transform is not None and self.schema is None:
             raise RowError(f"{kind} has no privacy rules")
         self._key_string = KeyStringEncoder(app_id)
-        # id(signature) -> (signature, spliceable as stored); holding the
-        # signature keeps its id from being reused by another object
-        self._plain: dict[int, tuple[dict, bool]] = {}
+        # whether rows of a signature can be spliced as stored, by the
+        # signature's canonical form (see _is_plain)
+        self._plain: dict[Any, bool] = {}
+        # the last signature object seen and its verdict: a store hands out
+        # one object per interned signature, so runs of rows repeat it
+        self._last: tuple[dict[str, Any] | None, bool] = (None, True)
         self._contexts: dict[str, ExportContext] = {}
 
     def _context(self, namespace: str) -> ExportContext:
@@ -121,10 +137,19 @@ class RowEncoder:
 
     def _is_plain(self, signature: dict[str, Any]) -> bool:
         """Whether rows of this signature can be spliced as stored (no key values)."""
-        cached = self._plain.get(id(signature))
-        if cached is None:
-            cached = self._plain[id(signature)] = (signature, not _has_keys(signature))
-        return cached[1]
+        last, plain = self._last
+        if last is signature:  # the object itself is held, so this is no reused id
+            return plain
+        if not signature:
+            return True
+        form = _canonical(signature)
+        plain = self._plain.get(form)  # type: ignore[assignment]
+        if plain is None:
+            if len(self._plain) >= _MAX_SIGNATURES:
+                self._plain.clear()
+            plain = self._plain[form] = not _has_keys(signature)
+        self._last = (signature, plain)
+        return plain
 
     def _splice(self, key: Key, data: str) -> str:
         return _row_text(key.id_or_name, data, self._key_string(key))
@@ -171,7 +196,7 @@ def _json_typer(kind: str, prop: Prop) -> Callable[[Any], Any] | None:
     """
     if prop.repeated or prop.type == "key":
         return None
-    slow = lambda value: encode_value(_coerce(kind, prop, value), _no_keys)[0]  # noqa: E731
+    slow = lambda value: encode_value(coerce_value(kind, prop, value), _no_keys)[0]  # noqa: E731
     if prop.type == "int":  # App Engine's ints are 64-bit
         return lambda value: value if type(value) is int and INT64_MIN <= value <= INT64_MAX else slow(value)
     if prop.type == "float":  # finite (x - x is NaN for an infinity)
@@ -213,15 +238,6 @@ def _no_keys(key: Key) -> Any:
     raise AssertionError("key values take the entity path")
 
 
-@dataclass
-class JsonRow:
-    """A row typed but still in Course Builder's JSON encoding (see datastore.values)."""
-
-    key: Key
-    props: dict[str, Any]
-    signature: dict[str, Any]
-
-
 class RowDecoder:
     """Archive rows of one kind to rows the store keeps."""
 
@@ -247,8 +263,8 @@ class RowDecoder:
             for name, value in row.items():
                 if name in _KEY_FIELD_SET:
                     continue
-                typer = typers.get(name, _UNTYPED)
-                if value is None or typer is _UNTYPED:
+                typer = typers.get(name, _untyped)
+                if value is None or typer is _untyped:
                     if type(value) in _CHECKED:  # numbers within App Engine's range, bounded nesting
                         _check_generic(self.kind, {name: value}, generic)
                     props[name] = value

@@ -1,0 +1,149 @@
+"""The Site interface: all etl (and the server's API) knows of where data lives.
+
+A :class:`Site` gives a course, its files and its kinds as archive rows, in
+key order from one snapshot (a :class:`Reading`), already encoded (with the
+privacy transform applied where the data lives), and takes entities to
+write and keys to delete. :class:`~courseport.sites.local.LocalSite` is the
+embedded store; a remote site speaks the same interface over the server's API.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from ..courses.site import Course
+from ..courses.vfs import FileInfo
+from ..datastore import Entity, JsonRow, Key
+
+
+@dataclass(frozen=True)
+class CourseInfo:
+    slug: str
+    raw: str
+    namespace: str
+    version: str
+    title: str
+    editable: bool
+
+
+@dataclass(frozen=True)
+class RowsPage:
+    rows: list[str]
+    cursor: str | None
+
+
+class Reading(abc.ABC):
+    """A consistent view of a site for one download."""
+
+    @abc.abstractmethod
+    def files(self, course: CourseInfo) -> list[FileInfo]: ...
+
+    @abc.abstractmethod
+    def read_file(self, course: CourseInfo, path: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def kinds(self, namespace: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    def count(self, kind: str, namespace: str) -> int: ...
+
+    @abc.abstractmethod
+    def rows_page(
+        self, kind: str, namespace: str, *, batch_size: int, cursor: str | None, secret: str | None
+    ) -> RowsPage:
+        """Up to ``batch_size`` archive rows of ``kind`` after ``cursor``."""
+
+    def change_count(self, namespace: str) -> int | None:
+        """The store's change count of ``namespace`` in this view (see
+        ``Reader.change_count``); None where the site cannot tell."""
+        return None
+
+
+class Site(abc.ABC):
+    """Where a course's data lives, as etl sees it."""
+
+    app_id: str
+    description: str
+    #: the fewest rows worth a page or a put (a store with no round trip wants many)
+    min_batch_size: int = 1
+
+    def exclusive(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the site's writer lock while a command that changes it runs
+        (see ``Backend.exclusive``); ``what`` names the command."""
+        return contextlib.nullcontext()
+
+    @abc.abstractmethod
+    def course(self, prefix: str) -> CourseInfo:
+        """The course at ``prefix``; raises CourseNotFoundError."""
+
+    @abc.abstractmethod
+    def reading(self) -> contextlib.AbstractContextManager[Reading]:
+        """A context manager giving one consistent :class:`Reading`."""
+
+    @abc.abstractmethod
+    def kinds(self, namespace: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    def count(self, kind: str, namespace: str) -> int: ...
+
+    @abc.abstractmethod
+    def file_paths(self, course: CourseInfo) -> list[str]: ...
+
+    @abc.abstractmethod
+    def write_file(self, course: CourseInfo, path: str, data: bytes, is_draft: bool | None) -> None: ...
+
+    @abc.abstractmethod
+    def exists(self, keys: Sequence[Key]) -> list[bool]: ...
+
+    @abc.abstractmethod
+    def put(self, entities: Sequence[Entity]) -> None: ...
+
+    def get_rows(self, keys: Sequence[Key]) -> list | None:
+        """The properties of the entities at ``keys`` (None where absent), as a write in
+        progress sees them; None where the site cannot tell."""
+        return None
+
+    def prepare(self, entities: Sequence[Entity]) -> list:
+        """Entities made ready for :meth:`write_prepared` (each keeps a ``.key``)."""
+        return list(entities)
+
+    def write_prepared(self, prepared: list) -> None:
+        self.put(prepared)
+
+    #: whether :meth:`atomic` makes a whole upload land together or not at all
+    atomic_writes = False
+
+    def atomic(self) -> contextlib.AbstractContextManager[Any]:
+        """A context in which the site's writes land together (where it can)."""
+        return contextlib.nullcontext()
+
+    def row_preparer(self) -> Callable[[Sequence[Entity | JsonRow]], list] | None:
+        """A picklable ``prepare_rows`` that needs no connection, so other
+        processes can prepare rows; None where the site has none."""
+        return None
+
+    def prepare_rows(self, rows: Sequence[Entity | JsonRow]) -> list:
+        """Decoded archive rows (JsonRow or Entity, in order) made ready to write."""
+        return self.prepare([r if isinstance(r, Entity) else r.entity() for r in rows])
+
+    @abc.abstractmethod
+    def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]: ...
+
+    @abc.abstractmethod
+    def delete(self, keys: Sequence[Key]) -> None: ...
+
+    @abc.abstractmethod
+    def remove_course(self, course: CourseInfo) -> None: ...
+
+    def close(self) -> None:
+        pass
+
+
+def course_info(course: Course) -> CourseInfo:
+    return CourseInfo(
+        slug=course.slug, raw=course.raw, namespace=course.namespace, version=course.version,
+        title=course.title, editable=course.fs.editable,
+    )
