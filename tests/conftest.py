@@ -262,32 +262,21 @@ def open_local(home: Path) -> Any:
 
 
 def etl(*argv: Any, stdin: str | None = None) -> Any:
-    """Run one etl command through the library (no subprocess): parse, open, act.
+    """Run one etl command in this process, as the command line does (no subprocess).
 
-    Uses the store under ``$COURSEPORT_HOME`` (``home`` sets it). Returns the
-    Download/Upload/DeleteResult; errors are raised.
+    The command line's own parsing and its own call of the library
+    (``courseport.etl.commands.call``), without progress bars, with ``stdin``
+    as delete's answer and its listing discarded. Uses the store under
+    ``$COURSEPORT_HOME`` (``home`` sets it). Returns the library call's result
+    (a Download/Upload/DeleteResult); errors are raised.
     """
     import io
 
     from courseport.etl.args import parse_args
-    from courseport.etl.delete import delete
-    from courseport.etl.download import download
-    from courseport.etl.open import open_site
-    from courseport.etl.upload import upload
+    from courseport.etl.commands import call
 
     args = parse_args([str(a) for a in argv])
-    site = open_site(args)
-    try:
-        if args.mode == "download":
-            return download(args, site, progress=False)
-        if args.mode == "upload":
-            return upload(args, site, progress=False)
-        if args.mode == "delete":
-            return delete(args, site, stdin=io.StringIO(stdin or ""), stdout=io.StringIO(),
-                          progress=False)
-        raise AssertionError(f"etl() does not run {args.mode}")
-    finally:
-        site.close()
+    return call(args, progress=False, stdin=io.StringIO(stdin or ""), stdout=io.StringIO())
 
 
 def archive_members(path: Path) -> dict[str, bytes]:

@@ -45,10 +45,10 @@ from courseport.courses.settings import CourseSettingsError, load_course_yaml
 from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.errors import UserError
-from courseport.etl import upload as upload_module
+from courseport.etl import _upload as upload_module
 from courseport.etl.errors import EtlError
 from courseport.sites.rows import RowDecoder, RowError
-from courseport.etl.verify import verify
+from courseport.etl import verify
 from courseport.models import schema_for
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -80,7 +80,7 @@ sys.exit(main(sys.argv[1:]))
 
 def test_a_bug_mid_download_leaves_the_partial_resumable(tmp_path):
     from conftest import cli_at, cli_env, make_store_template
-    from courseport.etl.verify import verify
+    from courseport.etl import verify
 
     home = make_store_template(tmp_path / "home", students=30, seed=1)
     archive = tmp_path / "a.zip"

@@ -28,7 +28,7 @@ import pytest
 
 from conftest import assert_one_line_error, cli_at, cli_env, db_path, make_store_template
 from courseport.datastore import SqliteBackend
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 MODES = ("download", "upload", "delete", "populate", "run")
 

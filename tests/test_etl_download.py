@@ -30,7 +30,7 @@ from conftest import (
 )
 from courseport.courses.site import Site
 from courseport.datastore import Entity, Key, SqliteBackend, Text
-from courseport.etl.verify import verify
+from courseport.etl import verify
 from courseport.models import COURSE_KINDS, schema_for
 
 NS = "ns_sample"

@@ -25,7 +25,7 @@ from conftest import (
 )
 from courseport.courses.site import Site
 from courseport.datastore import Key, SqliteBackend
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 
 def _fixture_archives() -> list[str]:

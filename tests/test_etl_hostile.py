@@ -324,7 +324,7 @@ def test_a_good_archive_still_uploads(target: Path, tmp_path: Path) -> None:
     "malformed JSON", "truncated", "not an object", "no key", "typed property", "not rows")],
     ids=lambda v: v if isinstance(v, str) and len(v) < 20 else None)
 def test_verify_reports_broken_rows(tmp_path: Path, case: str, member: bytes, problem: str) -> None:
-    from courseport.etl.verify import verify
+    from courseport.etl import verify
 
     archive = _datastore_zip(tmp_path / "rows.zip", {"models/Student.json": member})
     report = verify(archive)
@@ -373,7 +373,7 @@ def test_impossible_datetime_in_canonical_shape(target: Path, tmp_path: Path) ->
 
 
 def test_verify_refuses_an_impossible_datetime(tmp_path: Path) -> None:
-    from courseport.etl.verify import verify
+    from courseport.etl import verify
 
     archive = _datastore_zip(tmp_path / "m13.zip", {"models/Student.json": rows_member([
         dict(STUDENT, enrolled_on="2016-13-01T00:00:00.000000Z")])})

@@ -38,7 +38,7 @@ from courseport.courses.site import Site
 from courseport.datastore import Entity, Key, SqliteBackend
 from courseport.etl.progress import Progress
 from courseport.etl.errors import EtlError
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 STUDENTS = 800  # about 7,500 EventEntity rows: several pages and batches however large they get
 FIRST_KIND = "AnnouncementEntity"  # a small kind sorted before EventEntity: the kill comes after it

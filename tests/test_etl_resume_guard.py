@@ -17,7 +17,7 @@ import pytest
 
 from conftest import archive_members, assert_one_line_error, cli_at, db_path, kind_rows, make_store_template
 from courseport.datastore import Entity, Key, SqliteBackend
-from courseport.etl.verify import verify
+from courseport.etl import verify
 from test_etl_resume import _kill_midway
 
 PRIVATE = "Student,StudentAnswersEntity,EventEntity,StudentPropertyEntity"

@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import archive_members, assert_one_line_error, cli_at, db_path, make_store_template, snapshot_store
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 DOWNLOAD = ["download", "datastore", "/sample", "local", "--datastore_types", "Student,StudentAnswersEntity"]
 

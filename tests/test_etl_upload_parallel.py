@@ -14,7 +14,7 @@ import pytest
 from conftest import db_path, etl, kind_rows, archive_members, manifest_for, rows_member, snapshot_store, write_zip
 from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
-from courseport.etl import upload as upload_module
+from courseport.etl import _upload as upload_module
 from courseport.etl.errors import EtlError
 from courseport.sites import LocalSite
 

@@ -43,7 +43,7 @@ from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.errors import UserError
 from courseport.sites.rows import RowDecoder
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 SLOW_EXAMPLES = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                            HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -7,6 +7,7 @@ import json
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,14 +26,14 @@ from courseport.etl.args import parse_args
 from courseport.etl.errors import EtlError
 from courseport.jobs.base import JobError
 from courseport.jobs.csv import flatten
-from courseport.jobs.runner import run_job
+from courseport.etl.commands import call
 
 EXAMPLES = "courseport.jobs.examples"
 
 
-def _run(*argv: str) -> int:
-    """A job run in this process (the store under $COURSEPORT_HOME)."""
-    return run_job(parse_args(["run", *argv]))
+def _run(*argv: str) -> Any:
+    """A job run in this process, as the command line runs it (the store under $COURSEPORT_HOME)."""
+    return call(parse_args(["run", *argv]))
 
 
 # --- loading the job -----------------------------------------------------------------------------
@@ -248,7 +249,8 @@ MY_JOB = '''
                 "slug": self.course.slug, "namespace": self.course.namespace, "title": self.course.title,
                 "count": self.store.count(self.args.kind, self.course.namespace),
                 "kind": self.args.kind, "shout": self.args.shout,
-                "batch_size": self.etl_args.batch_size,
+                "batch_size": self.etl_args.batch_size, "port": self.etl_args.port,
+                "log_level": self.etl_args.log_level,
             }
             with open(self.args.out, "w") as f:
                 json.dump(report, f)
@@ -280,12 +282,14 @@ def _env(job_module: Path) -> dict[str, str]:
 def test_user_defined_course_job(sample_home: Path, job_module: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     proc = cli_at(sample_home, "run", "myjobs.CountStudents", "/sample", "local", "--batch_size", "5",
+                  "--port", "9091", "--log_level", "warning",
                   "--job_args", f"--kind EventEntity --shout {out}", extra_env=_env(job_module))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "COUNTED\n"
     assert json.loads(out.read_text()) == {
         "slug": "/sample", "namespace": "ns_sample", "title": "An Introduction to Data Privacy",
-        "count": 179, "kind": "EventEntity", "shout": True, "batch_size": 5}
+        "count": 179, "kind": "EventEntity", "shout": True, "batch_size": 5,
+        "port": 9091, "log_level": "WARNING"}  # the job sees every flag of its command line
 
 
 def test_user_defined_job_options_are_its_own(sample_home: Path, job_module: Path, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from courseport.archive import line_chunks, open_reader
 from courseport.courses.site import Site
 from courseport.datastore import Key, SqliteBackend
 from courseport.etl import keyorder
-from courseport.etl import upload as upload_module
+from courseport.etl import _upload as upload_module
 from courseport.etl.errors import EtlError
 from courseport.sites.rows import row_key
 

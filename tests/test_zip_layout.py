@@ -43,7 +43,7 @@ from courseport.archive import ArchiveError, iter_rows, open_reader
 from courseport.courses.site import Site
 from courseport.datastore import SqliteBackend
 from courseport.etl.errors import EtlError
-from courseport.etl.verify import verify
+from courseport.etl import verify
 
 
 @pytest.fixture(scope="module")

@@ -38,14 +38,26 @@ class LockedError(UserError):
     """Another process holds the lock."""
 
 
-def holder_of(path: str) -> str:
-    """Who holds (or last held) the lock at ``path``, as words."""
-    try:
-        with open(path, "rb") as f:
-            info = json.loads(f.read(4096) or b"{}")
-        what, pid, since = info["what"], int(info["pid"]), float(info["since"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another courseport process"
+def holder_of(path: str, patience: float = 0.5) -> str | None:
+    """Who holds (or last held) the lock at ``path``, as words; None where
+    the file is gone (its holder has just finished).
+
+    A holder writes who it is just after it takes the lock: a reader that
+    comes in between finds the file empty or half-written, and looks again.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with open(path, "rb") as f:
+                info = json.loads(f.read(4096))
+            what, pid, since = info["what"], int(info["pid"]), float(info["since"])
+            break
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return "another courseport process"
+            time.sleep(0.01)
     started = time.strftime("%H:%M:%S", time.localtime(since))
     return f"'{what}' (pid {pid}, running since {started})"
 
@@ -80,6 +92,7 @@ def exclusive(path: str, what: str, *, subject: str, fix: str, wait: float = 0.0
     LockedError: "<subject> is in use by <holder>: <fix>".
     """
     deadline = time.monotonic() + wait
+    vanished = 0
     while True:
         fd = _open_lock_file(path)
         try:
@@ -87,7 +100,11 @@ def exclusive(path: str, what: str, *, subject: str, fix: str, wait: float = 0.0
         except BlockingIOError:
             os.close(fd)
             if time.monotonic() >= deadline:
-                raise LockedError(f"{subject} is in use by {holder_of(path)}: {fix}") from None
+                holder = holder_of(path)
+                if holder is None and vanished < 3:  # it finished as we looked: try again
+                    vanished += 1
+                    continue
+                raise LockedError(f"{subject} is in use by {holder or 'another courseport process'}: {fix}") from None
             time.sleep(0.1)
             continue
         except BaseException:
@@ -98,8 +115,8 @@ def exclusive(path: str, what: str, *, subject: str, fix: str, wait: float = 0.0
         os.close(fd)  # its holder removed it as we locked it: lock the new one
     try:
         info = json.dumps({"what": what, "pid": os.getpid(), "since": time.time()}).encode("utf-8")
-        os.ftruncate(fd, 0)
         os.pwrite(fd, info, 0)
+        os.ftruncate(fd, len(info))
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -170,9 +170,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .etl.verify import verify
+    from .etl import verify
 
-    report = verify(args.archive_path, args.archive_type)
+    report = verify(args.archive_path, archive_type=args.archive_type)
     for line in report.lines():
         _out(line)
     return 0 if report.ok else 1

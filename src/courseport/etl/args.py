@@ -170,6 +170,11 @@ def validate(args: EtlArgs) -> None:
             )
     elif kind not in TYPES:
         raise EtlUsageError(f"type must be 'course' or 'datastore' for {mode}, not {kind!r}")
+    if args.archive_type not in ARCHIVE_TYPES:
+        raise EtlUsageError(f"--archive_type must be 'zip' or 'directory', not {args.archive_type!r}")
+    for flag, names in (("datastore_types", args.datastore_types), ("exclude_types", args.exclude_types)):
+        if not all(isinstance(name, str) and name for name in names):
+            raise EtlUsageError(f"--{flag} has an empty kind name in {names!r}: use Kind1,Kind2")
     if not args.course_url_prefix.startswith("/"):
         raise EtlUsageError(
             f"course_url_prefix must start with '/', e.g. /sample, not {args.course_url_prefix!r}"

@@ -1,21 +1,15 @@
-"""``courseport download|upload|delete``: parse, open the site, act, report."""
+"""``courseport download|upload|delete|run``: parse, call the library (etl.api), print."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import Sequence
+from typing import Any, Sequence, TextIO
 
-from ..models import SchemaError
-from ..sites import RowError
+from . import api
 from .args import EtlArgs, parse_args
-from .delete import delete
-from .download import download
-from .errors import EtlError
-from .open import open_site
 from .progress import LineAwareHandler, end_line
-from .upload import upload
 
 log = logging.getLogger("courseport.etl")
 
@@ -31,63 +25,78 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
-def run_mode(args: EtlArgs) -> int:
-    try:
-        return _run_mode(args)
-    except (SchemaError, RowError) as exc:
-        # data the kind's rules cannot handle (e.g. a key a privacy rule cannot hash):
-        # the user's problem, reported in one line like every other
-        raise EtlError(str(exc)) from None
+def call(args: EtlArgs, *, progress: bool = True, stdin: TextIO | None = None,
+         stdout: TextIO | None = None) -> Any:
+    """One parsed command as the library call it stands for; the call's result."""
+    if args.mode == "run":
+        from ..jobs.runner import run  # jobs stand on etl: imported when asked for
+
+        return run(args, args.server)  # the job sees every parsed flag as job.etl_args
+    type_: api.DataType = "course" if args.type == "course" else "datastore"  # parse_args checked it
+    archive_type: api.ArchiveType | None = None
+    if args.archive_type_given:
+        archive_type = "directory" if args.archive_type == "directory" else "zip"
+    if args.mode == "download":
+        assert args.archive_path is not None  # parse_args checked it
+        return api.download(
+            args.server, args.course_url_prefix, type=type_, archive_path=args.archive_path,
+            archive_type=archive_type, application_id=args.application_id, batch_size=args.batch_size,
+            datastore_types=args.datastore_types, exclude_types=args.exclude_types,
+            privacy=args.privacy, privacy_secret=args.privacy_secret, resume=args.resume,
+            force_overwrite=args.force_overwrite, no_static_files=args.no_static_files,
+            verbose=args.verbose, progress=progress,
+        )
+    if args.mode == "upload":
+        assert args.archive_path is not None
+        return api.upload(
+            args.server, args.course_url_prefix, type=type_, archive_path=args.archive_path,
+            archive_type=archive_type, application_id=args.application_id, batch_size=args.batch_size,
+            datastore_types=args.datastore_types, exclude_types=args.exclude_types,
+            resume=args.resume, force_overwrite=args.force_overwrite, verbose=args.verbose,
+            progress=progress,
+        )
+    return api.delete(
+        args.server, args.course_url_prefix, type=type_, application_id=args.application_id,
+        batch_size=args.batch_size, datastore_types=args.datastore_types,
+        exclude_types=args.exclude_types, stdin=stdin, stdout=stdout, progress=progress,
+    )
 
 
-def _run_mode(args: EtlArgs) -> int:
-    site = open_site(args)
-    started = time.perf_counter()
-    # progress is said at INFO: --log_level WARNING quiets the bars on a terminal too
-    progress = logging.getLogger("courseport.etl").isEnabledFor(logging.INFO)
-    try:
-        if args.mode == "download":
-            downloaded = download(args, site, progress=progress)
-            elapsed = time.perf_counter() - started
-            print(
-                f"downloaded {args.type} {args.course_url_prefix}: {downloaded.entities:,} entities"
-                + (f", {downloaded.files} files" if args.type == "course" else "")
-                + f" in {elapsed:.1f}s to {downloaded.path}"
-            )
-        elif args.mode == "upload":
-            with site.exclusive(_describe(args)):
-                uploaded = upload(args, site, progress=progress)
-            elapsed = time.perf_counter() - started
-            skipped = sum(uploaded.skipped.values())
-            print(
-                f"uploaded {args.type} {args.course_url_prefix}: {uploaded.entities:,} entities"
-                + (f", {uploaded.files} files ({uploaded.files_skipped} already there)" if args.type == "course" else "")
-                + (f", {skipped:,} already uploaded" if skipped else "")
-                + f" in {elapsed:.1f}s from {args.archive_path}"
-            )
-        else:
-            with site.exclusive(_describe(args)):
-                deleted = delete(args, site, progress=progress)
-            print(
-                f"deleted {sum(deleted.rows.values()):,} entities from namespace {deleted.namespace!r}"
-                + (f" and removed course {args.course_url_prefix}" if deleted.course_removed else "")
-            )
-    finally:
-        end_line()  # an error or an interrupt is printed on a line of its own
-        site.close()
-    return 0
-
-
-def _describe(args: EtlArgs) -> str:
-    """The command as others are told of it (never its secrets)."""
-    return f"courseport {args.mode} {args.type} {args.course_url_prefix}"
+def summary(args: EtlArgs, result: Any, elapsed: float) -> str:
+    """The one line a finished download, upload or delete prints."""
+    if isinstance(result, api.DownloadResult):
+        return (
+            f"downloaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
+            + (f", {result.files} files" if args.type == "course" else "")
+            + f" in {elapsed:.1f}s to {result.path}"
+        )
+    if isinstance(result, api.UploadResult):
+        skipped = sum(result.skipped.values())
+        return (
+            f"uploaded {args.type} {args.course_url_prefix}: {result.entities:,} entities"
+            + (f", {result.files} files ({result.files_skipped} already there)" if args.type == "course" else "")
+            + (f", {skipped:,} already uploaded" if skipped else "")
+            + f" in {elapsed:.1f}s from {args.archive_path}"
+        )
+    assert isinstance(result, api.DeleteResult)
+    return (
+        f"deleted {sum(result.rows.values()):,} entities from namespace {result.namespace!r}"
+        + (f" and removed course {args.course_url_prefix}" if result.course_removed else "")
+    )
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     if args.mode == "run":
-        from ..jobs.runner import run_job
-
-        return run_job(args)
-    return run_mode(args)
+        call(args)
+        return 0
+    started = time.perf_counter()
+    # progress is said at INFO: --log_level WARNING quiets the bars on a terminal too
+    progress = log.isEnabledFor(logging.INFO)
+    try:
+        result = call(args, progress=progress)
+    finally:
+        end_line()  # an error or an interrupt is printed on a line of its own
+    print(summary(args, result, time.perf_counter() - started))
+    return 0

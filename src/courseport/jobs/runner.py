@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from ..etl.args import EtlArgs
 from ..etl.errors import EtlError, check_app_id
-from ..etl.open import open_site
-from ..sites import LocalSite
+from ..etl.open import using_site
+from ..sites import LocalSite, Site
 from .base import CourseJob, Job
 
 
@@ -33,22 +34,22 @@ def load_job_class(dotted: str) -> type[Job]:
     return cls
 
 
-def run_job(args: EtlArgs) -> int:
+def run(args: EtlArgs, server: str | Site | None = None) -> Any:
+    """Build the job ``args.type`` names and run it; what its ``main()`` returned.
+
+    A :class:`CourseJob` is bound to the course on ``server`` (default:
+    ``args.server``); a Site given is used as it is and left open.
+    """
     cls = load_job_class(args.type)
     job = cls(args)
-    if isinstance(job, CourseJob):
-        if args.disable_remote:
-            raise EtlError(f"{args.type} is a CourseJob: it needs the site, so drop --disable_remote")
-        site = open_site(args)
-        try:
-            check_app_id(args.application_id, site.app_id)
-            if not isinstance(site, LocalSite):
-                raise EtlError("course jobs run on the embedded store only, for now")
-            with site.exclusive(f"courseport run {args.type} {args.course_url_prefix}"):
-                job.bind(site.site.course(args.course_url_prefix), site.store)
-                job.run()
-        finally:
-            site.close()
-    else:
-        job.run()
-    return 0
+    if not isinstance(job, CourseJob):
+        return job.run()
+    if args.disable_remote:
+        raise EtlError(f"{args.type} is a CourseJob: it needs the site, so drop --disable_remote")
+    with using_site(args.server if server is None else server) as site:
+        check_app_id(args.application_id, site.app_id)
+        if not isinstance(site, LocalSite):
+            raise EtlError("course jobs run on the embedded store only, for now")
+        with site.exclusive(f"courseport run {args.type} {args.course_url_prefix}"):
+            job.bind(site.site.course(args.course_url_prefix), site.store)
+            return job.run()

@@ -25,7 +25,7 @@ SITE_KINDS = ("ConfigPropertyEntity",)
 from ..sites import Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
-from .download import select_kinds
+from ._download import select_kinds
 from .progress import Progress, is_terminal, printable
 
 log = logging.getLogger("courseport.etl")
