@@ -455,14 +455,6 @@ class SqliteBackend(_SqliteReader, Backend):
             raise DatastoreError(f"{self.path} is not a courseport store: {exc}") from None
         return conn
 
-    def _begin(self) -> None:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:  # another process holds the write lock
-            raise DatastoreError(
-                f"the store {self.path} is busy with another write ({exc}); try again when it is done"
-            ) from None
-
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Every write inside is one transaction: all of it lands, or none."""
@@ -470,7 +462,8 @@ class SqliteBackend(_SqliteReader, Backend):
             if self._in_transaction:
                 yield
                 return
-            self._begin()
+            with self._translated():  # another process holding the write lock: busy
+                self._conn.execute("BEGIN IMMEDIATE")
             self._in_transaction = True
             try:
                 with self._translated():
@@ -484,19 +477,9 @@ class SqliteBackend(_SqliteReader, Backend):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        if self._in_transaction:
-            with self._lock:
-                yield self._conn
-            return
-        with self._lock:
-            self._begin()
-            try:
-                with self._translated():
-                    yield self._conn
-                    self._commit()
-            except BaseException:
-                self._rollback()
-                raise
+        """One write: its own transaction, or part of the one open."""
+        with self.transaction():
+            yield self._conn
 
     def _commit(self) -> None:
         """Count the change in every namespace written, then commit."""
