@@ -105,8 +105,8 @@ def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> 
     (killed, a full disk, a bug) stays resumable."""
     try:
         yield
-    except UserError as exc:
-        if not resuming and not isinstance(exc, OSError):
+    except UserError:  # not an OSError (a full disk) nor a bug: those keep the partial
+        if not resuming:
             writer.discard()
             DownloadRecord.remove(path)
         raise

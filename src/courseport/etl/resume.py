@@ -75,8 +75,9 @@ class DownloadRecord:
             record = cls(
                 type=_typed(data, "type", str), course=_typed(data, "course", str),
                 namespace=_typed(data, "namespace", str), privacy=_typed(data, "privacy", bool),
-                secret=_typed(data, "secret", str, None), secret_check=_typed(data, "secret_check", str, None),
-                changes=_typed(data, "changes", int, None), members=_typed(data, "members", dict),
+                secret=_typed(data, "secret", str, optional=True),
+                secret_check=_typed(data, "secret_check", str, optional=True),
+                changes=_typed(data, "changes", int, optional=True), members=_typed(data, "members", dict),
             )
         except (ValueError, TypeError, RecursionError) as exc:
             raise EtlError(
@@ -92,7 +93,7 @@ class DownloadRecord:
         remove_file(str(record_path(path)))
 
     def continue_with(self, args: EtlArgs, course: CourseInfo, changes: int | None) -> None:
-        """Check that ``args`` continue this download; take its secret where it drew one."""
+        """Refuse ``args`` that would not continue this download (see the module's doc)."""
         if (self.type, self.course, self.namespace) != (args.type, course.raw, course.namespace):
             raise EtlError(
                 f"--resume: the partial archive is a download of {self.type} {self.course!r}, not of "
@@ -128,11 +129,10 @@ class DownloadRecord:
         return args.privacy_secret if args.privacy_secret is not None else self.secret
 
 
-def _typed(data: dict, name: str, kind: type, *default: Any) -> Any:
-    if name not in data and default:
-        return default[0]
-    value = data[name] if name in data else None
-    if value is None and default:
+def _typed(data: dict, name: str, kind: type, *, optional: bool = False) -> Any:
+    """``data[name]``, which must be a ``kind`` (or missing or null where ``optional``)."""
+    value = data.get(name)
+    if value is None and optional:
         return None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ValueError(f"bad {name!r}")
