@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from courseport import _json
+from ..errors import UserError
 from .text import as_text
 
 SOURCE = "data/course.json"

@@ -9,8 +9,6 @@ times come from the seed, not the clock.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import collections
 import datetime as _dt
 import json
@@ -23,6 +21,7 @@ from typing import Any, Callable, Iterator
 from .._json import dumps
 from .._workers import can_fork, worker_pool
 from ..datastore import Entity, Key, Text
+from ..errors import UserError
 from .site import Course
 
 FIRST_NAMES = (

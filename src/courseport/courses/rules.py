@@ -7,11 +7,11 @@ lives in. The site-wide list is the ``gcb_courses_config`` value.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+from ..errors import UserError
 
 _NAMESPACE_RE = re.compile(r"[0-9A-Za-z._-]{0,100}")
 _COURSE_NAME_RE = re.compile(r"[_a-z0-9-]+")

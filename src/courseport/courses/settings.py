@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 from typing import Any, Collection
 
 import yaml
 
 from .. import _json
+from ..errors import UserError
 from .text import as_text
 
 SOURCE = "course.yaml"

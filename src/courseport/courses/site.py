@@ -7,11 +7,10 @@ namespace.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 from pathlib import Path
 
 from ..datastore import Backend, Entity, Key, Text, home_dir
+from ..errors import UserError
 from .coursejson import CourseData, dump_course_json, load_course_json, new_course_data
 from .legacy import load_legacy_course
 from .rules import (

@@ -13,8 +13,6 @@ A folder course is a read-only directory on disk.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import builtins
 import datetime as _dt
 import os
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..datastore import Backend, Entity, Key, Reader
+from ..errors import UserError
 
 SHARD_SIZE = 1_000_000
 #: Course Builder stopped at 4 shards; courseport allows larger files

@@ -9,14 +9,13 @@ which a multi-kind scan sees one consistent state.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import abc
 import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..errors import UserError
 from .entity import Entity
 from .keys import Key
 from .values import decode_properties

@@ -13,12 +13,12 @@ which is what Course Builder writes into the ``key`` field of archive rows.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import base64
 import binascii
 from functools import total_ordering
 from typing import Callable, Union
+
+from ..errors import UserError
 
 IdOrName = Union[int, str]
 

@@ -13,14 +13,13 @@ plain ones).
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import base64
 import binascii
 import datetime as _dt
 import re
 from typing import Any, Callable
 
+from ..errors import UserError
 from .entity import Text
 from .keys import Key
 

@@ -7,14 +7,14 @@ Every rule is checked here, before anything is opened or written.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import argparse
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn, Sequence
+
+from ..errors import UserError
 
 MODES = ("delete", "download", "run", "upload")
 TYPES = ("course", "datastore")

@@ -9,10 +9,10 @@ datastore client.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import argparse
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..courses.site import Course

@@ -8,8 +8,6 @@ hashed. Kinds without a schema are carried generically by the layers above.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import datetime as _dt
 import json
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any, Callable, Mapping
 from .. import _json
 from ..datastore import Entity, Key, Text
 from ..datastore.values import decode_bytes, parse_date, parse_datetime
+from ..errors import UserError
 
 Transform = Callable[[Any], str]
 

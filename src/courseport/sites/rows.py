@@ -12,8 +12,6 @@ privacy download decodes, applies the kind's privacy rules and encodes.
 
 from __future__ import annotations
 
-from ..errors import UserError
-
 import datetime as _dt
 import json
 import re
@@ -23,6 +21,7 @@ from .._json import dumps
 from ..datastore import Entity, JsonRow, Key, RawRow
 from ..datastore.keys import KeyStringEncoder, reference_is_root
 from ..datastore.values import encode_properties, encode_value
+from ..errors import UserError
 from ..models import ExportContext, SchemaError, export_private, schema_for
 from ..models.schema import INT64_MAX, INT64_MIN, Prop, Transform, check_value, coerce_value
 
