@@ -373,19 +373,33 @@ def test_excluding_every_kind_is_refused(sample_home: Path, tmp_path: Path) -> N
     assert_no_archive(archive)
 
 
-@pytest.mark.parametrize("server", ["myapp.appspot.com", "localhost", "datastore://project"])
-def test_unsupported_servers_are_refused(sample_home: Path, tmp_path: Path, server: str) -> None:
+def test_cloud_datastore_is_not_supported_yet(sample_home: Path, tmp_path: Path) -> None:
     archive = tmp_path / "x.zip"
     with pytest.raises(EtlError, match="not supported yet"):
-        etl("download", "course", "/sample", server, "--archive_path", archive)
+        etl("download", "course", "/sample", "datastore://project", "--archive_path", archive)
     assert_no_archive(archive)
 
 
-def test_cli_unsupported_server(sample_home: Path, tmp_path: Path) -> None:
+def test_cli_remote_server_without_credentials(sample_home: Path, tmp_path: Path) -> None:
     archive = tmp_path / "x.zip"
+    env = {"COURSEPORT_EMAIL": "", "COURSEPORT_APP_PASSWORD": ""}
     line = assert_one_line_error(cli_at(sample_home, "download", "course", "/sample", "myapp.appspot.com",
-                                        "--archive_path", archive))
-    assert "myapp.appspot.com" in line
+                                        "--archive_path", archive, extra_env=env))
+    assert "https://myapp.appspot.com" in line and "COURSEPORT_EMAIL" in line
+    assert_no_archive(archive)
+
+
+def test_cli_remote_server_not_running(sample_home: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    archive = tmp_path / "x.zip"
+    env = {"COURSEPORT_EMAIL": "a@example.com", "COURSEPORT_APP_PASSWORD": "x" * 24}
+    line = assert_one_line_error(cli_at(sample_home, "download", "course", "/sample", "localhost",
+                                        "--port", port, "--archive_path", archive, extra_env=env))
+    assert f"http://localhost:{port}" in line and "courseport serve" in line
     assert_no_archive(archive)
 
 

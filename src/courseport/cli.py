@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import os
 import sys
 import time
+from pathlib import Path
 from typing import NoReturn, Sequence
 
 from . import __version__
@@ -83,6 +85,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show what the store holds")
     _add_datastore(status)
+
+    serve = sub.add_parser("serve", help="run the course server and its remote API (docs/server.md)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8081, help="port (default 8081, Course Builder's etl default)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    serve.add_argument("--certfile", type=Path, default=None, metavar="F", help="TLS certificate (PEM): serve https")
+    serve.add_argument("--keyfile", type=Path, default=None, metavar="F", help="TLS private key (PEM)")
+    serve.add_argument("--allow_insecure_http", "--allow-insecure-http", action="store_true",
+                       help="accept API requests over plain http from other machines (a trusted network only)")
+    serve.add_argument("--forwarded_allow_ips", "--forwarded-allow-ips", default=None, metavar="IPS",
+                       help="trust X-Forwarded-Proto/For from these reverse proxy addresses")
+    _add_datastore(serve)
+
+    users = sub.add_parser("users", help="add or list the server's accounts")
+    users_sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True, help="add or list")
+    user_add = users_sub.add_parser("add", help="add an account; asks for its sign-in password (or reads stdin)")
+    user_add.add_argument("email", help="the account's email, its sign-in name")
+    user_add.add_argument("--admin", action="store_true", help="an admin (may use the remote API)")
+    _add_datastore(user_add)
+    _add_datastore(users_sub.add_parser("list", help="list the accounts"))
+
+    app_pw = sub.add_parser("app-password", help="create, list or revoke app-specific passwords")
+    app_sub = app_pw.add_subparsers(dest="app_password_command", metavar="ACTION", required=True,
+                                    help="create, list or revoke")
+    create = app_sub.add_parser("create", help="create one and print it, once")
+    create.add_argument("--email", required=True, help="the account it signs in")
+    create.add_argument("--name", default=None, help="what it is for, e.g. 'etl on my laptop'")
+    _add_datastore(create)
+    app_list = app_sub.add_parser("list", help="name, created and last used")
+    app_list.add_argument("--email", default=None, help="only this account's (default: every account's)")
+    _add_datastore(app_list)
+    revoke = app_sub.add_parser("revoke", help="revoke one, by its id or name")
+    revoke.add_argument("--email", required=True, help="the account it belongs to")
+    revoke.add_argument("which", metavar="ID_OR_NAME", help="its id or name, as 'app-password list' shows them")
+    _add_datastore(revoke)
 
     for mode in ETL_MODES:
         sub.add_parser(mode, help=f"Course Builder etl: {mode} (courseport {mode} -h)", add_help=False)
@@ -178,7 +215,64 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-COMMANDS = {"verify": cmd_verify, "init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server.serve import ServeOptions, serve
+
+    serve(ServeOptions(
+        host=args.host, port=args.port, datastore=args.datastore, workers=args.workers,
+        certfile=args.certfile, keyfile=args.keyfile, allow_insecure_http=args.allow_insecure_http,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    ))
+    return 0
+
+
+def _read_new_password(email: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"sign-in password for {email}: ")
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ: run the command again")
+        return first
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError("no password on stdin: pipe one line, or run it in a terminal to be asked")
+    return line.rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from .server.accounts import Accounts
+
+    with open_store(args.datastore, create=False) as store:
+        accounts = Accounts(store)
+        if args.users_command == "add":
+            account = accounts.add_user(args.email, _read_new_password(args.email), admin=args.admin)
+            _out(f"added {account.email}{' (admin)' if account.admin else ''}")
+            return 0
+        for account in accounts.users():
+            _out(f"{account.email}\t{'admin' if account.admin else 'learner'}")
+    return 0
+
+
+def cmd_app_password(args: argparse.Namespace) -> int:
+    from .server.accounts import Accounts, format_token
+
+    with open_store(args.datastore, create=False) as store:
+        accounts = Accounts(store)
+        if args.app_password_command == "create":
+            info, token = accounts.create_app_password(args.email, args.name)
+            _out(f"app-specific password {info.name!r} (id {info.id}) for {info.email}; "
+                 "it is shown this once:")
+            _out(format_token(token))
+        elif args.app_password_command == "revoke":
+            info = accounts.revoke_app_password(args.email, args.which)
+            _out(f"revoked {info.name!r} (id {info.id}) of {info.email}")
+        else:
+            for info in accounts.app_passwords(args.email):
+                used = f"{info.last_used:%Y-%m-%d %H:%M}" if info.last_used else "never"
+                _out(f"{info.id}\t{info.email}\t{info.name}\tcreated {info.created:%Y-%m-%d %H:%M}\tlast used {used}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "users": cmd_users, "app-password": cmd_app_password, "verify": cmd_verify, "init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

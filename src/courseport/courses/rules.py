@@ -15,6 +15,10 @@ from ..errors import UserError
 
 _NAMESPACE_RE = re.compile(r"[0-9A-Za-z._-]{0,100}")
 _COURSE_NAME_RE = re.compile(r"[_a-z0-9-]+")
+#: the namespace of the server's accounts, app-specific passwords and sign-in
+#: throttles: no course may use it, so no course's archive can hold them
+ACCOUNTS_NAMESPACE = "_courseport_accounts"
+
 _RULE_FORM = "course:<slug>:<folder>[:<namespace>]"
 
 
@@ -83,6 +87,10 @@ def _check_namespace(raw: str, namespace: str) -> None:
         raise CourseRuleError(
             f"course rule {raw!r}: namespace {namespace!r} must be at most 100 "
             "characters of letters, digits, '.', '_' and '-'")
+    if namespace == ACCOUNTS_NAMESPACE:
+        raise CourseRuleError(
+            f"course rule {raw!r}: namespace {namespace!r} holds the server's accounts; "
+            "give the course another namespace")
 
 
 def _split_value(value: str) -> list[str]:

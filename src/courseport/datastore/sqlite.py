@@ -29,6 +29,7 @@ from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, Raw
 from .entity import Entity
 from .keys import Key, decode_sort_path, encode_sort_path
 from .values import decode_properties, encode_properties
+from .wire import key_from_json as _key_from_json, key_to_json as _key_to_json
 
 DEFAULT_APP_ID = "courseport"
 #: the largest id counter sqlite can hold (2**63-1, which is also the largest key id)
@@ -76,14 +77,6 @@ _NO_SIGNATURE: dict[str, Any] = {}
 
 def _by_key(param: tuple) -> tuple:
     return param[0], param[1], param[2]
-
-
-def _key_to_json(key: Key) -> Any:
-    return {"ns": key.namespace, "path": [list(pair) for pair in key.path]}
-
-
-def _key_from_json(value: Any) -> Key:
-    return Key.from_path([tuple(pair) for pair in value["path"]], value.get("ns", ""))
 
 
 def _check_storable(key: Key) -> None:

@@ -135,6 +135,7 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
     record = DownloadRecord.load(path) if args.resume else None
     if record is not None:
         record.continue_with(args, course, changes)
+        reading.pin(course.namespace, record.changes)
     kinds = plan_kinds(args, reading, course)
     files = reading.files(course) if args.type == "course" else []
     if args.no_static_files:
@@ -165,6 +166,8 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
             record.members.update(finished)
         record.save(path)
         secret = record.secret_for(args)
+        reading.expect(course.namespace, [kind for kind in kinds if kind_member(kind) not in done],
+                       secret=secret, batch_size=batch)
         manifest = Manifest(raw=course.raw, version=course.version, entries=[])
         result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
         for kind in kinds:
@@ -178,6 +181,7 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
             rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
             manifest.add(ManifestEntry(member, False, rows, digest))
             record.members[member] = {"rows": rows, "sha256": digest}
+            record.changes = reading.change_count(course.namespace)  # the state the rows came from
             record.save(path)
             result.rows[kind] = rows
         writer.commit(manifest)

@@ -49,6 +49,7 @@ class EtlArgs:
     log_level: str = "INFO"
     no_static_files: bool = False
     port: int = DEFAULT_PORT
+    ca_file: Path | None = None
     privacy: bool = False
     privacy_secret: str | None = None
     resume: bool = False
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="download course: only course.yaml and data/course.json as files")
     _flag(parser, "port", type=int, default=DEFAULT_PORT,
           help=f"port of a localhost server (default {DEFAULT_PORT})")
+    _flag(parser, "ca_file", type=Path, default=None,
+          help="a remote server's private CA certificate (PEM), to verify its TLS certificate by")
     _flag(parser, "privacy", action="store_true",
           help="download datastore: strip or hash what identifies a learner")
     _flag(parser, "privacy_secret", default=None,
@@ -151,6 +154,7 @@ def parse_args(argv: Sequence[str]) -> EtlArgs:
         log_level=ns.log_level,
         no_static_files=ns.no_static_files,
         port=ns.port,
+        ca_file=ns.ca_file,
         privacy=ns.privacy,
         privacy_secret=ns.privacy_secret,
         resume=ns.resume,

@@ -8,7 +8,9 @@ import time
 from typing import Any, Sequence, TextIO
 
 from . import api
+from ..sites import Site
 from .args import EtlArgs, parse_args
+from .open import using_site
 from .progress import LineAwareHandler, end_line
 
 log = logging.getLogger("courseport.etl")
@@ -32,6 +34,11 @@ def call(args: EtlArgs, *, progress: bool = True, stdin: TextIO | None = None,
         from ..jobs.runner import run  # jobs stand on etl: imported when asked for
 
         return run(args, args.server)  # the job sees every parsed flag as job.etl_args
+    with using_site(args.server, port=args.port, ca_file=args.ca_file) as site:
+        return _call(args, site, progress=progress, stdin=stdin, stdout=stdout)
+
+
+def _call(args: EtlArgs, site: Site, *, progress: bool, stdin: TextIO | None, stdout: TextIO | None) -> Any:
     type_: api.DataType = "course" if args.type == "course" else "datastore"  # parse_args checked it
     archive_type: api.ArchiveType | None = None
     if args.archive_type_given:
@@ -39,7 +46,7 @@ def call(args: EtlArgs, *, progress: bool = True, stdin: TextIO | None = None,
     if args.mode == "download":
         assert args.archive_path is not None  # parse_args checked it
         return api.download(
-            args.server, args.course_url_prefix, type=type_, archive_path=args.archive_path,
+            site, args.course_url_prefix, type=type_, archive_path=args.archive_path,
             archive_type=archive_type, application_id=args.application_id, batch_size=args.batch_size,
             datastore_types=args.datastore_types, exclude_types=args.exclude_types,
             privacy=args.privacy, privacy_secret=args.privacy_secret, resume=args.resume,
@@ -49,14 +56,14 @@ def call(args: EtlArgs, *, progress: bool = True, stdin: TextIO | None = None,
     if args.mode == "upload":
         assert args.archive_path is not None
         return api.upload(
-            args.server, args.course_url_prefix, type=type_, archive_path=args.archive_path,
+            site, args.course_url_prefix, type=type_, archive_path=args.archive_path,
             archive_type=archive_type, application_id=args.application_id, batch_size=args.batch_size,
             datastore_types=args.datastore_types, exclude_types=args.exclude_types,
             resume=args.resume, force_overwrite=args.force_overwrite, verbose=args.verbose,
             progress=progress,
         )
     return api.delete(
-        args.server, args.course_url_prefix, type=type_, application_id=args.application_id,
+        site, args.course_url_prefix, type=type_, application_id=args.application_id,
         batch_size=args.batch_size, datastore_types=args.datastore_types,
         exclude_types=args.exclude_types, stdin=stdin, stdout=stdout, progress=progress,
     )

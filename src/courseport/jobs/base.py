@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ..errors import UserError
 
 if TYPE_CHECKING:
-    from ..courses.site import Course
-    from ..datastore import Backend
+    from ..datastore.client import DatastoreClient
     from ..etl.args import EtlArgs
+    from ..sites.base import JobCourse
 
 
 class JobError(UserError, ValueError):
@@ -56,13 +56,19 @@ class Job:
 
 
 class CourseJob(Job):
-    """A job handed the course and a datastore client before it runs."""
+    """A job handed the course and a datastore client before it runs.
+
+    ``self.course`` has ``slug``, ``namespace``, ``title`` and ``fs`` (the
+    course's files: list, get, put, delete); ``self.store`` gets, puts,
+    deletes, queries and allocates ids (see ``courseport.datastore.client``),
+    on the embedded store or through a server's API alike.
+    """
 
     def __init__(self, etl_args: "EtlArgs") -> None:
         super().__init__(etl_args)
-        self.course: "Course | None" = None
-        self.store: "Backend | None" = None
+        self.course: "JobCourse | None" = None
+        self.store: "DatastoreClient | None" = None
 
-    def bind(self, course: "Course", store: "Backend") -> None:
+    def bind(self, course: "JobCourse", store: "DatastoreClient") -> None:
         self.course = course
         self.store = store

@@ -8,7 +8,7 @@ from typing import Any
 from ..etl.args import EtlArgs
 from ..etl.errors import EtlError, check_app_id
 from ..etl.open import using_site
-from ..sites import LocalSite, Site
+from ..sites import Site
 from .base import CourseJob, Job
 
 
@@ -38,7 +38,8 @@ def run(args: EtlArgs, server: str | Site | None = None) -> Any:
     """Build the job ``args.type`` names and run it; what its ``main()`` returned.
 
     A :class:`CourseJob` is bound to the course on ``server`` (default:
-    ``args.server``); a Site given is used as it is and left open.
+    ``args.server``), local or remote, and a datastore client for it; a Site
+    given is used as it is and left open.
     """
     cls = load_job_class(args.type)
     job = cls(args)
@@ -46,10 +47,8 @@ def run(args: EtlArgs, server: str | Site | None = None) -> Any:
         return job.run()
     if args.disable_remote:
         raise EtlError(f"{args.type} is a CourseJob: it needs the site, so drop --disable_remote")
-    with using_site(args.server if server is None else server) as site:
+    with using_site(args.server if server is None else server, port=args.port, ca_file=args.ca_file) as site:
         check_app_id(args.application_id, site.app_id)
-        if not isinstance(site, LocalSite):
-            raise EtlError("course jobs run on the embedded store only, for now")
         with site.exclusive(f"courseport run {args.type} {args.course_url_prefix}"):
-            job.bind(site.site.course(args.course_url_prefix), site.store)
+            job.bind(*site.job_binding(args.course_url_prefix))
             return job.run()

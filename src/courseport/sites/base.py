@@ -12,11 +12,12 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from ..courses.site import Course
 from ..courses.vfs import FileInfo
 from ..datastore import Entity, JsonRow, Key
+from ..datastore.client import DatastoreClient
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class Reading(abc.ABC):
         """The store's change count of ``namespace`` in this view (see
         ``Reader.change_count``); None where the site cannot tell."""
         return None
+
+    def expect(self, namespace: str, kinds: Sequence[str], *, secret: str | None, batch_size: int) -> None:
+        """Say which kinds will be read next, in this order, so that a remote
+        site can stream them all from one snapshot."""
+
+    def pin(self, namespace: str, changes: int | None) -> None:
+        """From now on, refuse to read ``namespace`` in any state but the one
+        with this change count (a resumed download continues the state it began in)."""
 
 
 class Site(abc.ABC):
@@ -138,8 +147,40 @@ class Site(abc.ABC):
     @abc.abstractmethod
     def remove_course(self, course: CourseInfo) -> None: ...
 
+    @abc.abstractmethod
+    def job_binding(self, prefix: str) -> tuple["JobCourse", "DatastoreClient"]:
+        """What a CourseJob is handed: the course at ``prefix`` and a datastore client."""
+
     def close(self) -> None:
         pass
+
+
+class CourseFiles(Protocol):
+    """A course's files, as a job sees them."""
+
+    def list(self, prefix: str = "/") -> list[str]: ...
+
+    def get(self, path: str) -> bytes | None: ...
+
+    def put(self, path: str, data: bytes, is_draft: bool | None = False) -> FileInfo: ...
+
+    def delete(self, path: str) -> bool: ...
+
+
+class JobCourse(Protocol):
+    """A course, as a job sees it."""
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def fs(self) -> CourseFiles: ...
 
 
 def course_info(course: Course) -> CourseInfo:

@@ -16,7 +16,8 @@ from ..courses.vfs import DatastoreFileSystem, FileInfo
 from ..datastore import Backend, Entity, JsonRow, Key, Reader
 from ..models import make_transform
 from ..models.schema import Transform
-from .base import CourseInfo, Reading, RowsPage, Site, course_info
+from ..datastore.client import DatastoreClient
+from .base import CourseInfo, JobCourse, Reading, RowsPage, Site, course_info
 from .rows import RowEncoder
 
 #: first path parts a folder course's files may have in a course archive
@@ -173,6 +174,9 @@ class LocalSite(Site):
 
     def exclusive(self, what: str) -> contextlib.AbstractContextManager[None]:
         return self.store.exclusive(what)
+
+    def job_binding(self, prefix: str) -> tuple[JobCourse, DatastoreClient]:
+        return self.site.course(prefix), self.store
 
     def remove_course(self, course: CourseInfo) -> None:
         self.site.remove_rule(course.slug)

@@ -1,0 +1,109 @@
+"""Entities and keys as JSON that crosses a process or a network.
+
+The form is the embedded store's own (see :mod:`.values`): a key is
+``{"ns": namespace, "path": [[kind, id or name or null], ...]}``, and an
+entity is one line of JSON, ``{"k": key, "s": signature, "d": properties}``,
+its properties in Course Builder's value encoding with key values as keys
+above. The server's API and the remote site speak it; it carries no
+application id, so it means the same on every site.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Sequence
+
+from .._json import STRICT, describe_failure, depth_exceeded, dumps
+from .backend import JsonRow
+from .entity import Entity
+from .keys import Key
+from .values import ValueDecodeError, decode_properties, encode_properties
+
+
+class WireError(ValueError):
+    """A line that is not an entity or a key in the wire form; says which and why."""
+
+
+def key_to_json(key: Key) -> dict[str, Any]:
+    return {"ns": key.namespace, "path": [list(pair) for pair in key.path]}
+
+
+def key_from_json(value: Any) -> Key:
+    """The key ``value`` describes; WireError where it is not one."""
+    if type(value) is not dict or type(value.get("path")) is not list or not value["path"]:
+        raise WireError(f"not a key: {value!r:.80}")
+    namespace = value.get("ns", "")
+    if type(namespace) is not str:
+        raise WireError(f"a key's namespace must be a string: {value!r:.80}")
+    path = []
+    last = len(value["path"]) - 1
+    for index, pair in enumerate(value["path"]):
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+            raise WireError(f"not a key path element: {pair!r:.80}")
+        if not (pair[1] is None or type(pair[1]) in (int, str)):
+            raise WireError(f"a key's id or name must be an integer or a string: {pair!r:.80}")
+        if pair[1] is None and index != last:
+            raise WireError(f"only a key's last element may lack an id or name: {value!r:.80}")
+        path.append((pair[0], pair[1]))
+    try:
+        return Key.from_path(path, namespace)
+    except (ValueError, TypeError) as exc:
+        raise WireError(f"not a key: {exc}") from None
+
+
+def entity_line(entity: Entity) -> str:
+    data, signature = encode_properties(entity, key_to_json)
+    return _line(entity.key, dumps(data), signature)
+
+
+def json_row_line(row: JsonRow) -> str:
+    return _line(row.key, dumps(row.props), row.signature)
+
+
+def _line(key: Key, data: str, signature: dict[str, Any]) -> str:
+    sig = dumps(signature) if signature else "{}"
+    return f'{{"k":{dumps(key_to_json(key))},"s":{sig},"d":{data}}}'
+
+
+def encode_lines(rows: Sequence[Entity | JsonRow]) -> bytes:
+    """Entities or JsonRows as wire lines (pure: runs in a worker process)."""
+    return "".join(
+        (entity_line(row) if isinstance(row, Entity) else json_row_line(row)) + "\n" for row in rows
+    ).encode("utf-8")
+
+
+def parse_line(line: bytes | str) -> tuple[Key, dict[str, Any], dict[str, Any]]:
+    """``(key, properties still encoded, signature)`` of one wire line."""
+    try:
+        value = STRICT.decode(line.decode("utf-8") if isinstance(line, bytes) else line)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        raise WireError(describe_failure(exc) or f"not JSON: {exc}") from None
+    if type(value) is not dict or set(value) - {"k", "s", "d"}:
+        raise WireError("an entity line is an object with k (key), s (signature) and d (properties)")
+    data, signature = value.get("d", {}), value.get("s", {})
+    if type(data) is not dict or type(signature) is not dict:
+        raise WireError("an entity's d (properties) and s (signature) must be objects")
+    if depth_exceeded(data):
+        raise WireError("an entity's properties nest too deep")
+    return key_from_json(value.get("k")), data, signature
+
+
+def decode_line(line: bytes | str) -> Entity:
+    """The entity of one wire line, its values checked."""
+    key, data, signature = parse_line(line)
+    try:
+        return Entity(key, decode_properties(data, signature, key_from_json))
+    except (ValueDecodeError, ValueError, TypeError) as exc:
+        raise WireError(f"entity {key!r}: {exc}") from None
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole lines (without their newline) from a stream of byte chunks."""
+    tail = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail

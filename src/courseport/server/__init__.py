@@ -1,0 +1,49 @@
+"""The course server: the remote API (this issue), learner and admin pages (next).
+
+>>> from courseport.server import create_app
+>>> app = create_app("sqlite:///course.db")  # doctest: +SKIP
+
+``courseport serve`` runs it under uvicorn. The application keeps no state
+between requests but the open store, so several workers, or several
+machines on one shared store, serve together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+
+from ..datastore import Backend, open_store
+from .api import Api
+from .auth import AuthPolicy
+
+#: how ``courseport serve`` tells each worker process what to serve
+ENV_DATASTORE = "COURSEPORT_SERVE_DATASTORE"
+ENV_INSECURE = "COURSEPORT_SERVE_ALLOW_INSECURE_HTTP"
+
+__all__ = ["create_app", "app_from_environment"]
+
+
+def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> Starlette:
+    """The server's ASGI application over ``store`` (a --datastore name, or an open Backend)."""
+    opened = open_store(store, create=False) if isinstance(store, str) else store
+    api = Api(opened, AuthPolicy(allow_insecure_http=allow_insecure_http))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if isinstance(store, str):
+                opened.close()
+
+    return Starlette(routes=api.routes(), lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """The application ``courseport serve`` starts in each worker (uvicorn's factory)."""
+    return create_app(os.environ.get(ENV_DATASTORE, "local"),
+                      allow_insecure_http=os.environ.get(ENV_INSECURE) == "1")

@@ -1,0 +1,471 @@
+"""The remote API, version 1: what etl's RemoteSite (and a job's datastore client) speak.
+
+Every route is admin-only (HTTP Basic, see :mod:`.auth`) but the OpenAPI
+document. Entities and keys cross in the wire form of
+:mod:`courseport.datastore.wire`; a download's rows cross already encoded as
+archive rows (privacy applied here, so no PII leaves the server) in one
+streamed response per download, read from one snapshot. Each request stands
+alone: no state is kept between requests but what the store holds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import secrets
+from typing import Any, Awaitable, Callable, Iterator
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..courses.rules import ACCOUNTS_NAMESPACE
+from ..courses.site import Site as Courses
+from ..courses.vfs import MAX_FILE_SIZE
+from ..datastore import Backend, BadCursorError, Entity, JsonRow, Key
+from ..datastore.values import decode_properties
+from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json, parse_line
+from ..errors import UserError
+from ..sites import CourseInfo, LocalSite, Reading
+from ..sites.base import course_info
+from .accounts import Account, Accounts
+from .auth import AuthPolicy, authenticate, error
+from .openapi import openapi_document
+
+log = logging.getLogger("courseport.server")
+
+API = "/api/v1"
+#: the largest request body of entities (a batch of puts), and of one entity in it
+MAX_BATCH_BYTES = 64 << 20
+MAX_ENTITY_BYTES = 1 << 20  # Cloud Datastore's own limit
+#: the largest JSON request body, and the most keys or rows one request may name or ask for
+MAX_JSON_BYTES = 8 << 20
+MAX_ITEMS = 20_000
+LEASE_SECONDS = 120
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Api:
+    """The API's routes over one store."""
+
+    def __init__(self, store: Backend, policy: AuthPolicy) -> None:
+        self.store = store
+        self.site = LocalSite(store)
+        self.courses = Courses(store)
+        self.accounts = Accounts(store)
+        self.policy = policy
+
+    def routes(self) -> list[Route]:
+        admin = self._admin
+        return [
+            Route(f"{API}/openapi.json", self.openapi, methods=["GET"]),
+            Route(f"{API}/site", admin(self.site_info), methods=["GET"]),
+            Route(f"{API}/course", admin(self.course), methods=["GET"]),
+            Route(f"{API}/course", admin(self.delete_course), methods=["DELETE"]),
+            Route(f"{API}/courses", admin(self.create_course), methods=["POST"]),
+            Route(f"{API}/kinds", admin(self.kinds), methods=["GET"]),
+            Route(f"{API}/changes", admin(self.changes), methods=["GET"]),
+            Route(f"{API}/export", admin(self.export), methods=["POST"]),
+            Route(f"{API}/files", admin(self.files), methods=["GET"]),
+            Route(f"{API}/file", admin(self.read_file), methods=["GET"]),
+            Route(f"{API}/file", admin(self.write_file), methods=["PUT"]),
+            Route(f"{API}/file", admin(self.delete_file), methods=["DELETE"]),
+            Route(f"{API}/lookup", admin(self.lookup), methods=["POST"]),
+            Route(f"{API}/put", admin(self.put), methods=["POST"]),
+            Route(f"{API}/delete", admin(self.delete), methods=["POST"]),
+            Route(f"{API}/query", admin(self.query), methods=["POST"]),
+            Route(f"{API}/allocate_ids", admin(self.allocate_ids), methods=["POST"]),
+            Route(f"{API}/leases", admin(self.take_lease), methods=["POST"]),
+            Route(f"{API}/leases/{{lease}}", admin(self.renew_lease), methods=["PUT"]),
+            Route(f"{API}/leases/{{lease}}", admin(self.release_lease), methods=["DELETE"]),
+        ]
+
+    def _admin(self, handler: Callable[[Request, Account], Awaitable[Response]]):
+        async def endpoint(request: Request) -> Response:
+            who = await authenticate(request, self.accounts, self.policy)
+            if isinstance(who, Response):
+                return who
+            try:
+                return await handler(request, who)
+            except ApiError as exc:
+                return error(exc.status, str(exc))
+            except BadCursorError as exc:
+                return error(400, str(exc))
+            except UserError as exc:  # the request's fault: a course not found, a bad rule
+                return error(404 if isinstance(exc, LookupError) else 400, str(exc))
+        return endpoint
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    # --- the site and its courses -------------------------------------------
+
+    async def site_info(self, request: Request, who: Account) -> Response:
+        def info() -> dict:
+            return {"app_id": self.store.app_id, "api_version": 1,
+                    "courses": [_course_json(course_info(c)) for c in self.courses.courses()]}
+        return JSONResponse(await run_in_threadpool(info))
+
+    async def course(self, request: Request, who: Account) -> Response:
+        prefix = _param(request, "prefix")
+        return JSONResponse(_course_json(await run_in_threadpool(self.site.course, prefix)))
+
+    async def create_course(self, request: Request, who: Account) -> Response:
+        body = await _json_body(request)
+        prefix, title = _str(body, "prefix"), _str(body, "title", optional=True)
+        course = await run_in_threadpool(self.courses.add_course, prefix, title)
+        log.info("%s created course %s", who.email, course.slug)
+        return JSONResponse(_course_json(course_info(course)), status_code=201)
+
+    async def delete_course(self, request: Request, who: Account) -> Response:
+        course = await run_in_threadpool(self.site.course, _param(request, "prefix"))
+        await run_in_threadpool(self.site.remove_course, course)
+        log.info("%s removed course %s", who.email, course.slug)
+        return JSONResponse({"removed": course.slug})
+
+    # --- kinds and rows -----------------------------------------------------
+
+    async def kinds(self, request: Request, who: Account) -> Response:
+        namespace = _namespace(_param(request, "namespace", ""))
+
+        def counts() -> dict[str, int]:
+            with self.store.snapshot() as snap:
+                return {kind: snap.count(kind, namespace) for kind in snap.kinds(namespace)}
+        return JSONResponse({"kinds": await run_in_threadpool(counts)})
+
+    async def changes(self, request: Request, who: Account) -> Response:
+        namespace = _namespace(_param(request, "namespace", ""))
+
+        def count() -> int | None:
+            with self.store.snapshot() as snap:
+                return snap.change_count(namespace)
+        return JSONResponse({"changes": await run_in_threadpool(count)})
+
+    async def export(self, request: Request, who: Account) -> Response:
+        """Rows of ``kinds`` in order, from one snapshot, streamed as archive rows.
+
+        Lines are rows, or control records ``!{...}``: ``changes`` first, then per
+        kind ``kind`` and ``count``, a ``cursor`` after every page, and ``end``."""
+        body = await _json_body(request)
+        namespace = _namespace(_str(body, "namespace", optional=True) or "")
+        kinds = body.get("kinds")
+        if not (isinstance(kinds, list) and kinds and all(isinstance(k, str) and k for k in kinds)):
+            raise ApiError(400, "kinds must be a list of kind names")
+        if len(kinds) > 1000:
+            raise ApiError(413, "at most 1,000 kinds a request")
+        cursor = _str(body, "cursor", optional=True)
+        secret = _str(body, "secret", optional=True)
+        page_size = _int(body, "page_size", 1, MAX_ITEMS, default=5000)
+        expected = body.get("changes")
+        if expected is not None and type(expected) is not int:
+            raise ApiError(400, "changes must be an integer")
+        opened = self.site.reading()
+        reading = await run_in_threadpool(opened.__enter__)
+        try:
+            now = await run_in_threadpool(reading.change_count, namespace)
+            if expected is not None and now is not None and now != expected:
+                raise ApiError(409, "the data changed since this download began "
+                                    f"(change count {now}, not {expected})")
+            if cursor is not None:  # checked now, while the status can still say so
+                await run_in_threadpool(reading.rows_page, kinds[0], namespace, batch_size=1,
+                                        cursor=cursor, secret=None)
+        except BaseException:
+            opened.__exit__(None, None, None)
+            raise
+        log.info("%s exports %s of namespace %r%s", who.email, ",".join(kinds), namespace,
+                 " with --privacy" if secret is not None else "")
+        return StreamingResponse(
+            _export_lines(opened, reading, namespace, kinds, cursor, secret, page_size, now),
+            media_type="application/x-ndjson",
+        )
+
+    async def query(self, request: Request, who: Account) -> Response:
+        body = await _json_body(request)
+        namespace = _namespace(_str(body, "namespace", optional=True) or "")
+        kind = _str(body, "kind")
+        cursor = _str(body, "cursor", optional=True)
+        limit = _int(body, "limit", 1, MAX_ITEMS, default=1000)
+        keys_only = bool(body.get("keys_only"))
+
+        def page() -> dict:
+            found = self.store.fetch_page(kind, namespace, cursor=cursor, limit=limit, keys_only=keys_only)
+            items = [key_to_json(k) for k in found.items] if keys_only else [entity_line(e) for e in found.items]
+            return {"keys" if keys_only else "entities": items, "cursor": found.cursor}
+        return JSONResponse(await run_in_threadpool(page))
+
+    async def lookup(self, request: Request, who: Account) -> Response:
+        body = await _json_body(request)
+        keys = _keys(body)
+        if body.get("keys_only"):
+            return JSONResponse({"found": await run_in_threadpool(self.store.exists_multi, keys)})
+        found = await run_in_threadpool(self.store.get_multi, keys)
+        return JSONResponse({"entities": [None if e is None else entity_line(e) for e in found]})
+
+    async def put(self, request: Request, who: Account) -> Response:
+        body = await _body(request, MAX_BATCH_BYTES)
+        return JSONResponse(await run_in_threadpool(self._put, body))
+
+    def _put(self, body: bytes) -> dict:
+        rows = _wire_rows(body)
+        prepare = self.store.prepare_decoded
+        if prepare is not None and all(row.key.is_complete for row in rows):
+            try:
+                prepared = prepare(rows)
+            except ValueError as exc:  # a key the store cannot hold
+                raise ApiError(400, str(exc)) from None
+            self.store.write_prepared(prepared)
+            return {"written": len(rows)}
+        entities = [row if isinstance(row, Entity) else row.entity() for row in rows]
+        keys = self.store.put_multi(entities)
+        return {"written": len(keys), "keys": [key_to_json(k) for k in keys]}
+
+    async def delete(self, request: Request, who: Account) -> Response:
+        keys = _keys(await _json_body(request))
+        await run_in_threadpool(self.store.delete_multi, keys)
+        return JSONResponse({"deleted": len(keys)})
+
+    async def allocate_ids(self, request: Request, who: Account) -> Response:
+        body = await _json_body(request)
+        key = _one_key(body.get("key"))
+        count = _int(body, "count", 1, 1_000_000)
+        if key.is_complete:
+            raise ApiError(400, "allocate ids for an incomplete key (its last element without an id)")
+        return JSONResponse({"ids": await run_in_threadpool(self.store.allocate_ids, key, count)})
+
+    # --- course files -------------------------------------------------------
+
+    async def _course(self, request: Request) -> CourseInfo:
+        return await run_in_threadpool(self.site.course, _param(request, "prefix"))
+
+    async def files(self, request: Request, who: Account) -> Response:
+        course = await self._course(request)
+        if request.query_params.get("all"):
+            return JSONResponse({"paths": await run_in_threadpool(self.site.file_paths, course)})
+
+        def infos() -> list[dict]:
+            with self.site.reading() as reading:
+                return [{"path": i.path, "size": i.size, "is_draft": i.is_draft} for i in reading.files(course)]
+        return JSONResponse({"files": await run_in_threadpool(infos)})
+
+    async def read_file(self, request: Request, who: Account) -> Response:
+        course, path = await self._course(request), _param(request, "path")
+
+        def read() -> bytes | None:
+            return self.site._course(course).fs.get(path)
+        data = await run_in_threadpool(read)
+        if data is None:
+            raise ApiError(404, f"course {course.slug} has no file {path}")
+        return Response(data, media_type="application/octet-stream")
+
+    async def write_file(self, request: Request, who: Account) -> Response:
+        course, path = await self._course(request), _param(request, "path")
+        draft_text = request.query_params.get("draft", "none")
+        drafts = {"true": True, "false": False, "none": None}
+        if draft_text not in drafts:
+            raise ApiError(400, "draft is true, false or none")
+        data = await _body(request, MAX_FILE_SIZE)
+        if not course.editable:
+            raise ApiError(409, f"course {course.slug} is a read-only folder course")
+        await run_in_threadpool(self.site.write_file, course, path, data, drafts[draft_text])
+        return JSONResponse({"path": path, "size": len(data)})
+
+    async def delete_file(self, request: Request, who: Account) -> Response:
+        course, path = await self._course(request), _param(request, "path")
+        removed = await run_in_threadpool(lambda: self.site._course(course).fs.delete(path))
+        return JSONResponse({"deleted": bool(removed)})
+
+    # --- the writer lease (the store lock, for clients that are not on this machine) ---
+
+    async def take_lease(self, request: Request, who: Account) -> Response:
+        what = _str(await _json_body(request), "what")[:200]
+        lease = secrets.token_hex(16)
+        holder = await run_in_threadpool(self._take_lease, lease, what, who.email)
+        if holder is not None:
+            return error(409, f"the server's store is in use by {holder}: wait for it to finish")
+        return JSONResponse({"lease": lease, "seconds": LEASE_SECONDS}, status_code=201)
+
+    def _take_lease(self, lease: str, what: str, email: str) -> str | None:
+        key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
+        now = _utcnow()
+        with self.store.transaction():
+            held = self.store.get(key)
+            if held is not None and held["expires"] > now:
+                return f"{held['what']!r} (started by {held['email']} at {held['since']:%Y-%m-%d %H:%M:%S} UTC)"
+            self.store.put(Entity(key, {"lease": lease, "what": what, "email": email, "since": now,
+                                        "expires": now + _dt.timedelta(seconds=LEASE_SECONDS)}))
+        return None
+
+    async def renew_lease(self, request: Request, who: Account) -> Response:
+        lease = request.path_params["lease"]
+
+        def renew() -> bool:
+            key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
+            with self.store.transaction():
+                held = self.store.get(key)
+                if held is None or held["lease"] != lease:
+                    return False
+                held["expires"] = _utcnow() + _dt.timedelta(seconds=LEASE_SECONDS)
+                self.store.put(held)
+            return True
+        if not await run_in_threadpool(renew):
+            return error(409, "this lease has expired or was taken over")
+        return JSONResponse({"lease": lease, "seconds": LEASE_SECONDS})
+
+    async def release_lease(self, request: Request, who: Account) -> Response:
+        lease = request.path_params["lease"]
+
+        def release() -> None:
+            key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
+            with self.store.transaction():
+                held = self.store.get(key)
+                if held is not None and held["lease"] == lease:
+                    self.store.delete(key)
+        await run_in_threadpool(release)
+        return JSONResponse({"released": lease})
+
+
+def _utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+def _control(record: dict) -> str:
+    return "!" + json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def _export_lines(opened, reading: Reading, namespace: str, kinds: list[str], cursor: str | None,
+                  secret: str | None, page_size: int, changes: int | None) -> Iterator[str]:
+    try:
+        yield _control({"changes": changes})
+        for index, kind in enumerate(kinds):
+            yield _control({"kind": kind, "count": reading.count(kind, namespace)})
+            at = cursor if index == 0 else None
+            while True:
+                page = reading.rows_page(kind, namespace, batch_size=page_size, cursor=at, secret=secret)
+                text = "\n".join(page.rows)
+                yield (text + "\n" if text else "") + _control({"cursor": page.cursor})
+                if page.cursor is None:
+                    break
+                at = page.cursor
+        yield _control({"end": True})
+    except UserError as exc:
+        yield _control({"error": str(exc)})
+    except Exception:  # noqa: BLE001 - the status is sent: say so in the stream, log the rest
+        log.exception("export of namespace %r failed", namespace)
+        yield _control({"error": "the server failed while exporting; see its log"})
+    finally:
+        opened.__exit__(None, None, None)
+
+
+# --- request parsing ----------------------------------------------------------
+
+
+def _course_json(course: CourseInfo) -> dict:
+    return {"slug": course.slug, "raw": course.raw, "namespace": course.namespace,
+            "version": course.version, "title": course.title, "editable": course.editable}
+
+
+def _param(request: Request, name: str, default: str | None = None) -> str:
+    value = request.query_params.get(name, default)
+    if value is None:
+        raise ApiError(400, f"the query parameter {name} is required")
+    return value
+
+
+def _namespace(namespace: str) -> str:
+    if namespace == ACCOUNTS_NAMESPACE:
+        raise ApiError(403, f"namespace {namespace!r} holds the server's accounts: it is not served")
+    return namespace
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"the request body is over the {limit:,}-byte limit: send smaller batches")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the request body is over the {limit:,}-byte limit: send smaller batches")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await _body(request, MAX_JSON_BYTES)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body is a JSON object")
+    return body
+
+
+def _str(body: dict, name: str, *, optional: bool = False) -> Any:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f"{name} must be a string")
+    return value
+
+
+def _int(body: dict, name: str, low: int, high: int, *, default: int | None = None) -> int:
+    value = body.get(name, default)
+    if type(value) is not int:
+        raise ApiError(400, f"{name} must be an integer")
+    if value > high:
+        raise ApiError(413, f"{name} is over the limit of {high:,}")
+    if value < low:
+        raise ApiError(400, f"{name} must be at least {low}")
+    return value
+
+
+def _one_key(value: Any) -> Key:
+    try:
+        key = key_from_json(value)
+    except WireError as exc:
+        raise ApiError(400, str(exc)) from None
+    _namespace(key.namespace)
+    return key
+
+
+def _keys(body: dict) -> list[Key]:
+    keys = body.get("keys")
+    if not isinstance(keys, list):
+        raise ApiError(400, "keys must be a list of keys")
+    if len(keys) > MAX_ITEMS:
+        raise ApiError(413, f"at most {MAX_ITEMS:,} keys a request")
+    out = [_one_key(value) for value in keys]
+    if any(not key.is_complete for key in out):
+        raise ApiError(400, "every key must be complete")
+    return out
+
+
+def _wire_rows(body: bytes) -> list[Entity | JsonRow]:
+    """The batch's rows, checked: values typed by their signature decode (an
+    Entity), plain ones stay in JSON form (a JsonRow) for the store to take as they are."""
+    lines = [line for line in iter_lines([body]) if line.strip()]
+    if len(lines) > MAX_ITEMS:
+        raise ApiError(413, f"at most {MAX_ITEMS:,} entities a request")
+    rows: list[Entity | JsonRow] = []
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_ENTITY_BYTES:
+            raise ApiError(413, f"entity {number} is over the {MAX_ENTITY_BYTES:,}-byte limit for one entity")
+        try:
+            key, data, signature = parse_line(line)
+            _namespace(key.namespace)
+            if signature:
+                rows.append(Entity(key, decode_properties(data, signature, key_from_json)))
+            else:
+                rows.append(JsonRow(key, data, signature))
+        except (WireError, ValueError, TypeError) as exc:
+            raise ApiError(400, f"entity {number}: {exc}") from None
+    return rows

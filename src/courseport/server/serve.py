@@ -1,0 +1,65 @@
+"""``courseport serve``: the server under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..datastore import open_store
+from ..errors import UserError
+from . import ENV_DATASTORE, ENV_INSECURE
+
+DEFAULT_PORT = 8081  # Course Builder's etl default
+
+
+class ServeError(UserError, ValueError):
+    """Options that cannot serve; the message says which and what to do."""
+
+
+@dataclass
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    datastore: str = "local"
+    workers: int = 1
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    allow_insecure_http: bool = False
+    forwarded_allow_ips: str | None = None
+    log_level: str = "info"
+
+
+def check(options: ServeOptions) -> str:
+    """Refuse options that cannot work before anything starts; the store's description."""
+    if not 0 < options.port < 65536:
+        raise ServeError(f"--port must be between 1 and 65535, not {options.port}")
+    if not 1 <= options.workers <= 64:
+        raise ServeError(f"--workers must be between 1 and 64, not {options.workers}")
+    if (options.certfile is None) != (options.keyfile is None):
+        raise ServeError("--certfile and --keyfile go together: give both for https, or neither")
+    for path in (options.certfile, options.keyfile):
+        if path is not None and not path.is_file():
+            raise ServeError(f"no such file {path}")
+    with open_store(options.datastore, create=False) as store:
+        return f"{store.url} (app id {store.app_id!r})"
+
+
+def serve(options: ServeOptions) -> None:
+    import uvicorn
+
+    described = check(options)
+    os.environ[ENV_DATASTORE] = options.datastore
+    os.environ[ENV_INSECURE] = "1" if options.allow_insecure_http else "0"
+    scheme = "https" if options.certfile else "http"
+    logging.getLogger("courseport").info("serving %s at %s://%s:%d", described, scheme, options.host, options.port)
+    uvicorn.run(
+        "courseport.server:app_from_environment", factory=True,
+        host=options.host, port=options.port, workers=options.workers,
+        ssl_certfile=str(options.certfile) if options.certfile else None,
+        ssl_keyfile=str(options.keyfile) if options.keyfile else None,
+        proxy_headers=options.forwarded_allow_ips is not None,
+        forwarded_allow_ips=options.forwarded_allow_ips,
+        log_level=options.log_level, timeout_keep_alive=30,
+    )
