@@ -1,12 +1,15 @@
-"""ETL benchmark: download, privacy download and upload on a populated course.
+"""ETL benchmark: download, privacy download and upload on a populated course, local and remote.
 
-    python benchmarks/etl.py [--students 100000] [--workdir DIR] [--batch_size 20]
+    python benchmarks/etl.py [--students 100000] [--workdir DIR] [--batch_size 20] [--no-remote]
 
 Populates /sample in a fresh store (or reuses --workdir's), then runs each
 operation as the real command line in a child process (wall time, peak
-RSS of that process), and, in this process on the same data, a floor:
-reading the same rows out of sqlite in key order and deflating the same
-bytes the download wrote. Prints one table.
+RSS of that process), against ``local`` and then through a real
+``courseport serve`` on 127.0.0.1 over the same store (with the server's
+peak RSS), and, in this process on the same data, a floor: reading the
+same rows out of sqlite in key order and deflating the same bytes the
+download wrote. Prints one table; "× local" is a remote row's speed over
+the same local row's.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,13 +34,16 @@ sys.path.insert(0, str(ROOT / "src"))
 DEFAULT_COMPRESSLEVEL = 1  # what ArchiveWriter uses
 
 
-def run_measured(home: Path, *args: str) -> tuple[float, int, str]:
+def run_measured(home: Path, *args: str, env_extra: dict[str, str] | None = None,
+                 stdin: bytes | None = None) -> tuple[float, int, str]:
     """Like :func:`courseport`, with the child's own peak RSS (via wait4)."""
-    env = dict(os.environ, COURSEPORT_HOME=str(home), PYTHONPATH=str(ROOT / "src"))
-    extra = () if args[0] in ("init", "populate", "courses") else ("--log_level", "WARNING")
+    env = dict(os.environ, COURSEPORT_HOME=str(home), PYTHONPATH=str(ROOT / "src"), **(env_extra or {}))
+    extra = ("--log_level", "WARNING") if args[0] in ("download", "upload", "delete", "run") else ()
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "courseport", *args, *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(stdin or b"")  # type: ignore[union-attr]
+    proc.stdin.close()  # type: ignore[union-attr]
     out = proc.stdout.read()  # type: ignore[union-attr]
     err = proc.stderr.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)
@@ -78,6 +86,7 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=100_000)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--batch_size", type=int, default=20)
+    parser.add_argument("--no-remote", dest="remote", action="store_false", help="skip the rows through a server")
     opts = parser.parse_args()
     work = opts.workdir or Path(tempfile.mkdtemp(prefix="courseport-bench-"))
     home = work / "home"
@@ -110,16 +119,67 @@ def main() -> None:
     t, rss, _ = run_measured(home, "upload", "datastore", "/target", "local", "--archive_path",
                              str(work / "datastore.zip"), "--force_overwrite", *batch)
     results.append(("upload datastore", _entities(work / "datastore.zip"), t, rss, None, 0))
+    server_rss = remote_rows(home, work, batch, results) if opts.remote else None
 
     floor_s, floor_rows = floor(db, "ns_sample", kinds, work / "datastore.zip")
     print()
-    print(f"{'operation':<22}{'entities':>12}{'seconds':>10}{'entities/s':>14}{'peak RSS MB':>13}{'× floor':>10}")
+    print(f"{'operation':<30}{'entities':>12}{'seconds':>10}{'entities/s':>14}{'peak RSS MB':>13}"
+          f"{'× floor':>10}{'× local':>10}")
+    speed = {label: entities / t for label, entities, t, *_ in results}
     for label, entities, t, rss, archive, size in results:
         ratio = f"{t / floor_s:.2f}" if label == "download datastore" else ""
-        print(f"{label:<22}{entities:>12,}{t:>10.2f}{entities / t:>14,.0f}{rss / 2**20:>13.0f}{ratio:>10}")
-    print(f"{'floor (read+deflate)':<22}{floor_rows:>12,}{floor_s:>10.2f}{floor_rows / floor_s:>14,.0f}"
+        local = label.removeprefix("remote ")
+        versus = f"{(entities / t) / speed[local]:.2f}" if label.startswith("remote ") and local in speed else ""
+        print(f"{label:<30}{entities:>12,}{t:>10.2f}{entities / t:>14,.0f}{rss / 2**20:>13.0f}{ratio:>10}{versus:>10}")
+    if server_rss is not None:
+        print(f"{'server (courseport serve)':<30}{'':>12}{'':>10}{'':>14}{server_rss / 2**20:>13.0f}")
+    print(f"{'floor (read+deflate)':<30}{floor_rows:>12,}{floor_s:>10.2f}{floor_rows / floor_s:>14,.0f}"
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>13.0f}")
     print(f"\narchives in {work} (compress level {DEFAULT_COMPRESSLEVEL})")
+
+
+def remote_rows(home: Path, work: Path, batch: tuple[str, ...], results: list) -> int:
+    """The same download and upload through a real server on 127.0.0.1; the server's peak RSS."""
+    import httpx
+
+    email = "bench@example.com"
+    _, _, users = run_measured(home, "users", "list")
+    if email not in users:
+        run_measured(home, "users", "add", email, "--admin", stdin=b"bench-password\n")
+    _, _, created = run_measured(home, "app-password", "create", "--email", email, "--name", "bench")
+    creds = {"COURSEPORT_EMAIL": email, "COURSEPORT_APP_PASSWORD": created.strip().splitlines()[-1]}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    env = dict(os.environ, COURSEPORT_HOME=str(home), PYTHONPATH=str(ROOT / "src"))
+    server = subprocess.Popen([sys.executable, "-m", "courseport", "serve", "--port", port],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/openapi.json", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        for label, archive, extra in (
+            ("remote download datastore", work / "r-datastore.zip", ("download", "datastore", "/sample")),
+            ("remote download --privacy", work / "r-privacy.zip",
+             ("download", "datastore", "/sample", "--privacy", "--privacy_secret", "bench")),
+        ):
+            t, rss, _ = run_measured(home, *extra, "localhost", "--port", port, "--archive_path", str(archive),
+                                     "--force_overwrite", *batch, env_extra=creds)
+            results.append((label, _entities(archive), t, rss, archive, 0))
+        _, _, listing = run_measured(home, "courses", "list")
+        if "/rtarget" not in listing:
+            run_measured(home, "courses", "add", "/rtarget")
+        t, rss, _ = run_measured(home, "upload", "datastore", "/rtarget", "localhost", "--port", port,
+                                 "--archive_path", str(work / "datastore.zip"), "--force_overwrite", *batch,
+                                 env_extra=creds)
+        results.append(("remote upload datastore", _entities(work / "datastore.zip"), t, rss, None, 0))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(server.pid, 0)
+    return usage.ru_maxrss * 1024
 
 
 def _entities(archive: Path) -> int:

@@ -16,12 +16,12 @@ import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from conftest import cli_at, cli_env, db_path, dump_raw, make_store_template
-from servers import Proxy, Server, start_server
+from servers import Proxy, Server, serving_copy, start_server
 
 STUDENTS = 300
 
@@ -33,14 +33,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("served") / "home"
-    home.mkdir()
-    shutil.copyfile(db_path(template), db_path(home))
-    running = start_server(home)
-    try:
+    with serving_copy(template, tmp_path_factory.mktemp("served")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -224,16 +218,38 @@ def test_resume_refuses_when_the_server_data_changed(server: Server, tmp_path: P
 
 
 def test_several_workers_serve_together(template: Path, tmp_path: Path, local: Path) -> None:
-    home = tmp_path / "served"
-    home.mkdir()
-    shutil.copyfile(db_path(template), db_path(home))
-    running = start_server(home, "--workers", "2")
-    try:
+    with serving_copy(template, tmp_path, "--workers", "2") as running:
         for n in range(3):  # new connections: either worker may answer
             ok(running.cli("download", "datastore", "/sample", "localhost", "--port", str(running.port),
                            "--archive_path", tmp_path / f"r{n}.zip"))
-    finally:
-        running.stop()
     ok(cli_at(local, "download", "datastore", "/sample", "local", "--archive_path", tmp_path / "l.zip"))
     for n in range(3):
         assert members(tmp_path / f"r{n}.zip") == members(tmp_path / "l.zip")
+
+
+def test_a_local_writer_and_a_remote_one_exclude_each_other(server: Server, tmp_path: Path) -> None:
+    """The store lock (a local command's) and the server's writer lease (a remote command's)."""
+    import httpx
+
+    from courseport.datastore import SqliteBackend
+
+    archive = tmp_path / "d.zip"
+    ok(server.cli("download", "datastore", "/sample", "local", "--archive_path", archive,
+                  "--datastore_types", "Student"))
+    ok(server.cli("courses", "add", "/locks"))
+    with SqliteBackend(db_path(server.home), create=False) as store, store.exclusive("a local upload"):
+        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive)
+    assert proc.returncode == 1 and "in use by 'a local upload'" in proc.stderr, proc.stderr
+    auth = (server.env["COURSEPORT_EMAIL"], server.env["COURSEPORT_APP_PASSWORD"])
+    taken = httpx.post(f"{server.url}/api/v1/leases", json={"what": "a remote upload"}, auth=auth)
+    assert taken.status_code == 201, taken.text
+    try:
+        proc = server.cli("upload", "datastore", "/locks", "local", "--archive_path", archive)
+        assert proc.returncode == 1 and "in use by 'a remote upload' (through the server" in proc.stderr
+        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive)
+        assert proc.returncode == 1 and "in use by 'a remote upload'" in proc.stderr
+    finally:
+        httpx.delete(f"{server.url}/api/v1/leases/{taken.json()['lease']}", auth=auth)
+    assert namespace_rows(server.home, "ns_locks").keys() <= {"FileDataEntity", "FileMetadataEntity"}
+    ok(server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive))
+    assert len(namespace_rows(server.home, "ns_locks")["Student"]) == STUDENTS

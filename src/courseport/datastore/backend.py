@@ -217,10 +217,12 @@ class Backend(Reader):
     #: whether :meth:`transaction` really is all-or-nothing
     atomic = False
 
-    def exclusive(self, what: str) -> AbstractContextManager[None]:
+    def exclusive(self, what: str, *, wait: float | None = None) -> AbstractContextManager[None]:
         """Hold the store's writer lock while a command that changes it runs:
-        another such command waits a while, then is refused naming this one.
-        ``what`` says what this process does, for that message."""
+        another such command waits a while (``wait`` seconds, default
+        ``COURSEPORT_LOCK_WAIT``), then is refused naming this one. ``what``
+        says what this process does, for that message. A live writer lease
+        (see :mod:`.lease`) refuses it too."""
         return contextlib.nullcontext()
 
     def close(self) -> None:

@@ -19,12 +19,13 @@ import json
 import os
 import sqlite3
 import threading
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .._json import dumps
-from .._locks import exclusive, lock_wait
+from .._locks import LockedError, exclusive, lock_wait
+from . import lease
 from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, RawRow, Reader
 from .entity import Entity
 from .keys import Key, decode_sort_path, encode_sort_path
@@ -502,11 +503,17 @@ class SqliteBackend(_SqliteReader, Backend):
         except sqlite3.OperationalError as exc:
             raise DatastoreError(_describe_sqlite_error(self.path, exc)) from None
 
-    def exclusive(self, what: str) -> AbstractContextManager[None]:
-        return exclusive(
+    @contextmanager
+    def exclusive(self, what: str, *, wait: float | None = None) -> Iterator[None]:
+        with exclusive(
             f"{self.path}.lock", what, subject=f"the store {self.path}",
-            fix="wait for it to finish, then run again", wait=lock_wait(),
-        )
+            fix="wait for it to finish, then run again", wait=lock_wait() if wait is None else wait,
+        ):
+            held = lease.current(self)
+            if held is not None:  # a writer through the server
+                raise LockedError(f"the store {self.path} is in use by {held.describe()}: "
+                                  "wait for it to finish, then run again")
+            yield
 
     def get_meta(self, name: str) -> str | None:
         with self._lock:

@@ -34,6 +34,13 @@ def key_from_json(value: Any) -> Key:
     namespace = value.get("ns", "")
     if type(namespace) is not str:
         raise WireError(f"a key's namespace must be a string: {value!r:.80}")
+    elements = value["path"]
+    if len(elements) == 1:  # the common root key: checked here, built without the general machinery
+        pair = elements[0]
+        if type(pair) is list and len(pair) == 2 and type(pair[0]) is str and pair[0]:
+            ident = pair[1]
+            if (type(ident) is int and 0 < ident < 2**63) or (type(ident) is str and ident):
+                return Key._make(((pair[0], ident),), namespace)
     path = []
     last = len(value["path"]) - 1
     for index, pair in enumerate(value["path"]):

@@ -432,6 +432,7 @@ class _KindWriter:
         self.bar.advance(total)
 
     def finish(self) -> None:
+        self.site.flush()  # every batch landed before the kind is reported done
         self.result.rows[self.plan.kind] = self.written
         if self.skipped:
             self.result.skipped[self.plan.kind] = self.skipped

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="courseport",
         usage="courseport {download,upload,delete,run} TYPE COURSE_URL_PREFIX [APPLICATION_ID] SERVER [options]",
         description="Course Builder's etl: download, upload, delete or run jobs on course data. "
-        "SERVER is 'local' (the store under COURSEPORT_HOME) or sqlite:///path/file.db.",
+        "SERVER is 'local' (the store under COURSEPORT_HOME), sqlite:///path/file.db, or a courseport "
+        "server: localhost[:PORT], host.name (https) or http(s)://host:port (docs/server.md).",
     )
     parser.add_argument("mode", choices=MODES, help="delete, download, run or upload")
     parser.add_argument(

@@ -26,7 +26,7 @@ import hashlib
 import os
 from array import array
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from .._json import STRICT
 from ..archive import NotLineLayout, iter_rows

@@ -11,6 +11,7 @@ machines on one shared store, serve together.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import AsyncIterator
 
@@ -24,7 +25,20 @@ from .auth import AuthPolicy
 ENV_DATASTORE = "COURSEPORT_SERVE_DATASTORE"
 ENV_INSECURE = "COURSEPORT_SERVE_ALLOW_INSECURE_HTTP"
 
-__all__ = ["create_app", "app_from_environment"]
+__all__ = ["create_app", "app_from_environment", "log_to_stderr"]
+
+
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """The server's own lines (who exported or changed what; failed sign-ins) on
+    stderr, beside uvicorn's: never a password, nor a privacy secret."""
+    logger = logging.getLogger("courseport")
+    if not any(getattr(h, "_courseport_server", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        handler._courseport_server = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> Starlette:
@@ -45,5 +59,6 @@ def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> St
 
 def app_from_environment() -> Starlette:
     """The application ``courseport serve`` starts in each worker (uvicorn's factory)."""
+    log_to_stderr()
     return create_app(os.environ.get(ENV_DATASTORE, "local"),
                       allow_insecure_http=os.environ.get(ENV_INSECURE) == "1")

@@ -228,15 +228,20 @@ class Accounts:
         return max(0.0, (found["locked_until"] - _now()).total_seconds())
 
     def failed(self, email: str) -> int:
-        """Count one failure for ``email``; how many in a row now."""
+        """Count one failure for ``email``; how many in a row now.
+
+        One transaction: failures at once (threads, workers) each count, none is lost."""
         key = self._throttle_key(email)
-        found = self.store.get(key) or Entity(key, {"failures": 0, "locked_until": None})
-        failures = int(found.get("failures") or 0) + 1
-        found["failures"] = failures
-        if failures >= LOCK_AFTER:
-            found["locked_until"] = _now() + _dt.timedelta(seconds=LOCK_SECONDS)
-            found["failures"] = 0
-        self.store.put(found)
+        if self.account(email) is None:
+            return 0  # nothing to lock: an unknown name leaves no record (the store must not grow on guesses)
+        with self.store.transaction():
+            found = self.store.get(key) or Entity(key, {"failures": 0, "locked_until": None})
+            failures = int(found.get("failures") or 0) + 1
+            found["failures"] = failures
+            if failures >= LOCK_AFTER:
+                found["locked_until"] = _now() + _dt.timedelta(seconds=LOCK_SECONDS)
+                found["failures"] = 0
+            self.store.put(found)
         return failures
 
     def succeeded(self, email: str) -> None:

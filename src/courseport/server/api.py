@@ -10,10 +10,8 @@ alone: no state is kept between requests but what the store holds.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import secrets
 from typing import Any, Awaitable, Callable, Iterator
 
 from starlette.concurrency import run_in_threadpool
@@ -24,7 +22,9 @@ from starlette.routing import Route
 from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..courses.site import Site as Courses
 from ..courses.vfs import MAX_FILE_SIZE
+from .._locks import LockedError
 from ..datastore import Backend, BadCursorError, Entity, JsonRow, Key
+from ..datastore import lease
 from ..datastore.values import decode_properties
 from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json, parse_line
 from ..errors import UserError
@@ -43,7 +43,6 @@ MAX_ENTITY_BYTES = 1 << 20  # Cloud Datastore's own limit
 #: the largest JSON request body, and the most keys or rows one request may name or ask for
 MAX_JSON_BYTES = 8 << 20
 MAX_ITEMS = 20_000
-LEASE_SECONDS = 120
 
 
 class ApiError(Exception):
@@ -160,6 +159,8 @@ class Api:
             raise ApiError(400, "kinds must be a list of kind names")
         if len(kinds) > 1000:
             raise ApiError(413, "at most 1,000 kinds a request")
+        for kind in kinds:
+            _text(kind, "a kind")
         cursor = _str(body, "cursor", optional=True)
         secret = _str(body, "secret", optional=True)
         page_size = _int(body, "page_size", 1, MAX_ITEMS, default=5000)
@@ -189,7 +190,7 @@ class Api:
     async def query(self, request: Request, who: Account) -> Response:
         body = await _json_body(request)
         namespace = _namespace(_str(body, "namespace", optional=True) or "")
-        kind = _str(body, "kind")
+        kind = _text(_str(body, "kind"), "kind")
         cursor = _str(body, "cursor", optional=True)
         limit = _int(body, "limit", 1, MAX_ITEMS, default=1000)
         keys_only = bool(body.get("keys_only"))
@@ -285,54 +286,31 @@ class Api:
 
     async def take_lease(self, request: Request, who: Account) -> Response:
         what = _str(await _json_body(request), "what")[:200]
-        lease = secrets.token_hex(16)
-        holder = await run_in_threadpool(self._take_lease, lease, what, who.email)
-        if holder is not None:
-            return error(409, f"the server's store is in use by {holder}: wait for it to finish")
-        return JSONResponse({"lease": lease, "seconds": LEASE_SECONDS}, status_code=201)
 
-    def _take_lease(self, lease: str, what: str, email: str) -> str | None:
-        key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
-        now = _utcnow()
-        with self.store.transaction():
-            held = self.store.get(key)
-            if held is not None and held["expires"] > now:
-                return f"{held['what']!r} (started by {held['email']} at {held['since']:%Y-%m-%d %H:%M:%S} UTC)"
-            self.store.put(Entity(key, {"lease": lease, "what": what, "email": email, "since": now,
-                                        "expires": now + _dt.timedelta(seconds=LEASE_SECONDS)}))
-        return None
+        def take() -> lease.Lease:
+            # only while no command on this machine holds the store's lock (which
+            # then refuses while the lease lives): the two never write at once
+            with self.store.exclusive(f"{what} (through the server, by {who.email})", wait=0):
+                return lease.take(self.store, what, who.email)
+        try:
+            taken = await run_in_threadpool(take)
+        except LockedError as exc:  # said without the store's path on this machine
+            holder = str(exc).partition(" in use by ")[2] or "another command"
+            return error(409, f"the server's store is in use by {holder}")
+        log.info("%s began %r (writer lease %s)", who.email, what, taken.id[:8])
+        return JSONResponse({"lease": taken.id, "seconds": lease.LEASE_SECONDS}, status_code=201)
 
     async def renew_lease(self, request: Request, who: Account) -> Response:
-        lease = request.path_params["lease"]
-
-        def renew() -> bool:
-            key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
-            with self.store.transaction():
-                held = self.store.get(key)
-                if held is None or held["lease"] != lease:
-                    return False
-                held["expires"] = _utcnow() + _dt.timedelta(seconds=LEASE_SECONDS)
-                self.store.put(held)
-            return True
-        if not await run_in_threadpool(renew):
+        lease_id = request.path_params["lease"]
+        if not await run_in_threadpool(lease.renew, self.store, lease_id):
             return error(409, "this lease has expired or was taken over")
-        return JSONResponse({"lease": lease, "seconds": LEASE_SECONDS})
+        return JSONResponse({"lease": lease_id, "seconds": lease.LEASE_SECONDS})
 
     async def release_lease(self, request: Request, who: Account) -> Response:
-        lease = request.path_params["lease"]
-
-        def release() -> None:
-            key = Key("CourseportLease", "writer", namespace=ACCOUNTS_NAMESPACE)
-            with self.store.transaction():
-                held = self.store.get(key)
-                if held is not None and held["lease"] == lease:
-                    self.store.delete(key)
-        await run_in_threadpool(release)
-        return JSONResponse({"released": lease})
-
-
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+        lease_id = request.path_params["lease"]
+        await run_in_threadpool(lease.release, self.store, lease_id)
+        log.info("%s ended the work of writer lease %s", who.email, lease_id[:8])
+        return JSONResponse({"released": lease_id})
 
 
 def _control(record: dict) -> str:
@@ -378,7 +356,17 @@ def _param(request: Request, name: str, default: str | None = None) -> str:
     return value
 
 
+def _text(value: str, what: str) -> str:
+    """``value``, refused where no store can keep it: a lone surrogate (JSON's ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, f"{what} is not valid unicode: it holds a lone surrogate") from None
+    return value
+
+
 def _namespace(namespace: str) -> str:
+    _text(namespace, "the namespace")
     if namespace == ACCOUNTS_NAMESPACE:
         raise ApiError(403, f"namespace {namespace!r} holds the server's accounts: it is not served")
     return namespace
@@ -433,7 +421,16 @@ def _one_key(value: Any) -> Key:
         key = key_from_json(value)
     except WireError as exc:
         raise ApiError(400, str(exc)) from None
+    return _checked_key(key)
+
+
+def _checked_key(key: Key) -> Key:
+    """``key``, refused where it names the accounts' namespace or holds text no store can keep."""
     _namespace(key.namespace)
+    for kind, ident in key.path:
+        _text(kind, "a key's kind")
+        if isinstance(ident, str):
+            _text(ident, "a key's name")
     return key
 
 
@@ -450,8 +447,9 @@ def _keys(body: dict) -> list[Key]:
 
 
 def _wire_rows(body: bytes) -> list[Entity | JsonRow]:
-    """The batch's rows, checked: values typed by their signature decode (an
-    Entity), plain ones stay in JSON form (a JsonRow) for the store to take as they are."""
+    """The batch's rows, their values checked by decoding them: rows holding key
+    values as Entities, the rest still in JSON form (JsonRow), which a store takes
+    without encoding them again."""
     lines = [line for line in iter_lines([body]) if line.strip()]
     if len(lines) > MAX_ITEMS:
         raise ApiError(413, f"at most {MAX_ITEMS:,} entities a request")
@@ -461,11 +459,19 @@ def _wire_rows(body: bytes) -> list[Entity | JsonRow]:
             raise ApiError(413, f"entity {number} is over the {MAX_ENTITY_BYTES:,}-byte limit for one entity")
         try:
             key, data, signature = parse_line(line)
-            _namespace(key.namespace)
-            if signature:
-                rows.append(Entity(key, decode_properties(data, signature, key_from_json)))
+            _checked_key(key)
+            if not signature:
+                rows.append(JsonRow(key, data, signature))
+                continue
+            decoded = decode_properties(dict(data), signature, key_from_json)  # a shallow copy: data stays JSON
+            if _holds_keys(signature):
+                rows.append(Entity(key, decoded))
             else:
                 rows.append(JsonRow(key, data, signature))
         except (WireError, ValueError, TypeError) as exc:
             raise ApiError(400, f"entity {number}: {exc}") from None
     return rows
+
+
+def _holds_keys(signature: dict[str, Any]) -> bool:
+    return any(code == "key" or (isinstance(code, list) and "key" in code) for code in signature.values())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..datastore import open_store
 from ..errors import UserError
-from . import ENV_DATASTORE, ENV_INSECURE
+from . import ENV_DATASTORE, ENV_INSECURE, log_to_stderr
 
 DEFAULT_PORT = 8081  # Course Builder's etl default
 
@@ -49,6 +49,7 @@ def check(options: ServeOptions) -> str:
 def serve(options: ServeOptions) -> None:
     import uvicorn
 
+    log_to_stderr()
     described = check(options)
     os.environ[ENV_DATASTORE] = options.datastore
     os.environ[ENV_INSECURE] = "1" if options.allow_insecure_http else "0"

@@ -122,6 +122,10 @@ class Site(abc.ABC):
     def write_prepared(self, prepared: list) -> None:
         self.put(prepared)
 
+    def flush(self) -> None:
+        """Wait until every write handed over so far has landed (a site may write
+        in the background); raises the error of one that failed."""
+
     #: whether :meth:`atomic` makes a whole upload land together or not at all
     atomic_writes = False
 

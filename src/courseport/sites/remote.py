@@ -14,8 +14,10 @@ import contextlib
 import ipaddress
 import json
 import logging
+import ssl
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -118,7 +120,7 @@ class _Http:
         self.base_url = base_url
         self.client = httpx.Client(
             base_url=base_url, auth=httpx.BasicAuth(credentials.email, credentials.password),
-            verify=ca_file if ca_file else True, timeout=httpx.Timeout(timeout, connect=10.0),
+            verify=_tls_context(ca_file) if ca_file else True, timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"User-Agent": f"courseport/{__version__}"}, follow_redirects=False,
         )
 
@@ -170,6 +172,13 @@ class _Http:
         raise error(f"{self.base_url} refused ({status}): {message}{fix}")
 
 
+def _tls_context(ca_file: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise RemoteError(f"--ca_file {ca_file}: not a CA certificate in PEM form ({exc})") from None
+
+
 def _describe(exc: httpx.TransportError) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError):
@@ -205,6 +214,7 @@ class RemoteSite(Site):
             self.http.close()
             raise
         self.app_id = str(info.get("app_id"))
+        self._sender = _Sender(self._post_lines)
         self._counts: dict[str, dict[str, int]] = {}
 
     def course(self, prefix: str) -> CourseInfo:
@@ -262,6 +272,7 @@ class RemoteSite(Site):
 
     def put(self, entities: Sequence[Entity]) -> None:
         self.write_prepared(self.prepare(entities))
+        self.flush()
 
     def prepare(self, entities: Sequence[Entity]) -> list:
         return wire_lines(entities)
@@ -273,19 +284,24 @@ class RemoteSite(Site):
         return wire_lines
 
     def write_prepared(self, prepared: list) -> None:
+        """Post the lines in batches, each while the server still writes the one before."""
         batch: list[bytes] = []
         size = 0
         for line in prepared:
             if batch and (len(batch) >= MAX_ITEMS or size + len(line) > MAX_BATCH_BYTES):
-                self._post_lines(batch)
+                self._sender.send(batch)
                 batch, size = [], 0
             batch.append(line)
             size += len(line)
         if batch:
-            self._post_lines(batch)
+            self._sender.send(batch)
 
-    def _post_lines(self, lines: list[bytes]) -> dict:
-        return self.http.json("POST", "/put", content=b"".join(lines),
+    def flush(self) -> None:
+        self._sender.wait()
+
+    def _post_lines(self, lines: list[bytes], *, retries: int = RETRIES) -> dict:
+        """Write wire lines; a retry of lines whose keys are complete writes the same again."""
+        return self.http.json("POST", "/put", content=b"".join(lines), retries=retries,
                               headers={"Content-Type": "application/x-ndjson"})
 
     def keys_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None) -> tuple[list[Key], str | None]:
@@ -308,7 +324,35 @@ class RemoteSite(Site):
         return _RemoteCourse(self, self.course(prefix)), RemoteDatastore(self)
 
     def close(self) -> None:
+        self._sender.close()
         self.http.close()
+
+
+class _Sender:
+    """Posts batches of wire lines from a background thread, one at a time: the
+    caller prepares the next batch while the server writes this one. An error
+    is raised by the next call."""
+
+    def __init__(self, post: Callable[[list[bytes]], dict]) -> None:
+        self.post = post
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def send(self, lines: list[bytes]) -> None:
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="courseport-put")
+        self._pending = self._pool.submit(self.post, lines)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -333,7 +377,7 @@ class _Lease:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> None:
-        taken = self.http.json("POST", "/leases", json={"what": self.what})
+        taken = self.http.json("POST", "/leases", json={"what": self.what}, retries=0)
         self.lease, seconds = taken["lease"], float(taken["seconds"])
         self._thread = threading.Thread(target=self._renew, args=(max(seconds / 3, 1.0),), daemon=True)
         self._thread.start()
@@ -517,7 +561,8 @@ class _RemoteReading(Reading):
                     response.read()
                     raise RemoteError(
                         f"{self.site.description}: the data of this course changed on the server since the "
-                        "download began, so the rest could not match it; start it again with --force_overwrite")
+                        "download began, so the rest could not match it; start the download again from the "
+                        "beginning (--force_overwrite where a partial archive is kept)")
                 self.http.check(response, (200,))
                 stream = _Stream(response, kinds, self.site.description)
                 break
@@ -602,7 +647,9 @@ class RemoteDatastore:
     def put_multi(self, entities: Sequence[Entity]) -> list[Key]:
         keys: list[Key] = []
         for chunk in _chunks(list(entities), 1000):
-            answer = self.site._post_lines(wire_lines(chunk))
+            # an incomplete key gets a new id each time: such a batch is sent once, never retried
+            complete = all(entity.key.is_complete for entity in chunk)
+            answer = self.site._post_lines(wire_lines(chunk), retries=RETRIES if complete else 0)
             if "keys" in answer:
                 for entity, value in zip(chunk, answer["keys"]):
                     entity.key = key_from_json(value)
@@ -619,8 +666,8 @@ class RemoteDatastore:
         self.site.delete([key])
 
     def allocate_ids(self, incomplete: Key, count: int) -> list[int]:
-        return list(self.site.http.json("POST", "/allocate_ids", json={"key": key_to_json(incomplete),
-                                                                       "count": count})["ids"])
+        return list(self.site.http.json("POST", "/allocate_ids", retries=0,
+                                        json={"key": key_to_json(incomplete), "count": count})["ids"])
 
     def fetch_page(self, kind: str, namespace: str = "", *, cursor: str | None = None, limit: int = 1000,
                    keys_only: bool = False) -> Page:
