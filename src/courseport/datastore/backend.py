@@ -200,9 +200,10 @@ class Backend(Reader):
     #: takes, so callers can encode in worker processes
     prepare: Callable[[Sequence[Entity]], Any] = staticmethod(_entity_list)
 
-    #: like ``prepare``, for a mix of entities and :class:`JsonRow` (rows
-    #: still in JSON form); None where the store has no such function
-    prepare_decoded: Callable[[Sequence[Entity | JsonRow]], Any] | None = None
+    #: like ``prepare``, for a mix of entities, :class:`JsonRow` (rows still
+    #: in JSON form) and :class:`RawRow` (properties as their JSON text, in
+    #: the value encoding); None where the store has no such function
+    prepare_decoded: Callable[[Sequence[Entity | JsonRow | RawRow]], Any] | None = None
 
     def write_prepared(self, prepared: Any) -> None:
         """Write what :attr:`prepare` made (keys are not handed back: a

@@ -131,13 +131,15 @@ def encode_entities(entities: Sequence[Entity]) -> list[Prepared]:
     return rows
 
 
-def prepare_decoded(rows: Sequence[Entity | JsonRow]) -> list[Prepared]:
-    """Entities, or :class:`JsonRow` (rows already in JSON form), ready to
-    write (pure: runs in any process)."""
+def prepare_decoded(rows: Sequence[Entity | JsonRow | RawRow]) -> list[Prepared]:
+    """Entities, :class:`JsonRow` (rows already in JSON form) or :class:`RawRow`
+    (rows already in this store's form), ready to write (pure: runs in any process)."""
     out: list[Prepared] = []
     for row in rows:
         if isinstance(row, Entity):
             out.extend(encode_entities([row]))
+        elif isinstance(row, RawRow):
+            out.append(prepare_row(row.key, row.data, row.signature))
         else:
             out.append(prepare_row(row.key, dumps(row.props), row.signature))
     return out

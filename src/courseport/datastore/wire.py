@@ -10,9 +10,10 @@ application id, so it means the same on every site.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Iterator, Sequence
 
-from .._json import STRICT, describe_failure, depth_exceeded, dumps
+from .._json import MAX_DEPTH, describe_failure, depth_exceeded, dumps
 from .backend import JsonRow
 from .entity import Entity
 from .keys import Key
@@ -78,25 +79,70 @@ def encode_lines(rows: Sequence[Entity | JsonRow]) -> bytes:
     ).encode("utf-8")
 
 
-def parse_line(line: bytes | str) -> tuple[Key, dict[str, Any], dict[str, Any]]:
-    """``(key, properties still encoded, signature)`` of one wire line."""
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise WireError(f"integer {text[:30]}{'...' if len(text) > 30 else ''} is beyond 64 bits")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise WireError(f"{name} is not a JSON number (numbers must be finite)")
+
+
+#: strict JSON (no NaN or Infinity), integers within 64 bits
+_WIRE = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_int64)
+
+
+def parse_line(line: bytes | str) -> tuple[Key, dict[str, Any], dict[str, Any], str | None]:
+    """``(key, properties still encoded, signature, the properties' JSON text)`` of one wire line.
+
+    The text is given where the line is in the order this module writes (k, s,
+    d) and holds only ASCII without ``<`` or ``>``, as :func:`dumps` writes it,
+    so that a store can keep it without encoding the properties again; else None.
+    """
     try:
-        value = STRICT.decode(line.decode("utf-8") if isinstance(line, bytes) else line)
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        key_value, signature, data, data_text = _split(text)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        if isinstance(exc, WireError):
+            raise
         raise WireError(describe_failure(exc) or f"not JSON: {exc}") from None
-    if type(value) is not dict or set(value) - {"k", "s", "d"}:
-        raise WireError("an entity line is an object with k (key), s (signature) and d (properties)")
-    data, signature = value.get("d", {}), value.get("s", {})
     if type(data) is not dict or type(signature) is not dict:
         raise WireError("an entity's d (properties) and s (signature) must be objects")
-    if depth_exceeded(data):
-        raise WireError("an entity's properties nest too deep")
-    return key_from_json(value.get("k")), data, signature
+    if data_text is None or text.count("[") + text.count("{") > MAX_DEPTH:
+        if depth_exceeded(data):
+            raise WireError("an entity's properties nest too deep")
+    if data_text is not None and not (data_text.isascii() and "<" not in data_text and ">" not in data_text):
+        data_text = None
+    return key_from_json(key_value), data, signature, data_text
+
+
+def _split(text: str) -> tuple[Any, Any, Any, str | None]:
+    """The line's key, signature, properties and, in the usual order, the properties' text."""
+    if text.startswith('{"k":'):
+        try:
+            key, at = _WIRE.raw_decode(text, 5)
+            if text.startswith(',"s":', at):
+                signature, at = _WIRE.raw_decode(text, at + 5)
+                if text.startswith(',"d":', at):
+                    start = at + 5
+                    data, end = _WIRE.raw_decode(text, start)
+                    if end == len(text) - 1 and text[end] == "}":
+                        return key, signature, data, text[start:end]
+        except WireError:
+            raise
+        except ValueError:
+            pass  # another layout (spaces, another order): the whole line is parsed below, and says why
+    value = _WIRE.decode(text)
+    if type(value) is not dict or set(value) - {"k", "s", "d"}:
+        raise WireError("an entity line is an object with k (key), s (signature) and d (properties)")
+    return value.get("k"), value.get("s", {}), value.get("d", {}), None
 
 
 def decode_line(line: bytes | str) -> Entity:
     """The entity of one wire line, its values checked."""
-    key, data, signature = parse_line(line)
+    key, data, signature, _ = parse_line(line)
     try:
         return Entity(key, decode_properties(data, signature, key_from_json))
     except (ValueDecodeError, ValueError, TypeError) as exc:

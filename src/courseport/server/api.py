@@ -21,9 +21,9 @@ from starlette.routing import Route
 
 from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..courses.site import Site as Courses
-from ..courses.vfs import MAX_FILE_SIZE
+from ..courses.vfs import MAX_FILE_SIZE, normalize_path
 from .._locks import LockedError
-from ..datastore import Backend, BadCursorError, Entity, JsonRow, Key
+from ..datastore import Backend, BadCursorError, Entity, JsonRow, Key, RawRow
 from ..datastore import lease
 from ..datastore.values import decode_properties
 from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json, parse_line
@@ -223,7 +223,7 @@ class Api:
                 raise ApiError(400, str(exc)) from None
             self.store.write_prepared(prepared)
             return {"written": len(rows)}
-        entities = [row if isinstance(row, Entity) else row.entity() for row in rows]
+        entities = [row if isinstance(row, Entity) else _entity(row) for row in rows]
         keys = self.store.put_multi(entities)
         return {"written": len(keys), "keys": [key_to_json(k) for k in keys]}
 
@@ -274,6 +274,10 @@ class Api:
         data = await _body(request, MAX_FILE_SIZE)
         if not course.editable:
             raise ApiError(409, f"course {course.slug} is a read-only folder course")
+        try:
+            path = normalize_path(path)
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
         await run_in_threadpool(self.site.write_file, course, path, data, drafts[draft_text])
         return JSONResponse({"path": path, "size": len(data)})
 
@@ -446,32 +450,38 @@ def _keys(body: dict) -> list[Key]:
     return out
 
 
-def _wire_rows(body: bytes) -> list[Entity | JsonRow]:
+def _wire_rows(body: bytes) -> list[Entity | JsonRow | RawRow]:
     """The batch's rows, their values checked by decoding them: rows holding key
-    values as Entities, the rest still in JSON form (JsonRow), which a store takes
-    without encoding them again."""
+    values as Entities, the rest as the line gave them (a RawRow keeps the
+    properties' text, a JsonRow their JSON), which a store takes without
+    encoding them again."""
     lines = [line for line in iter_lines([body]) if line.strip()]
     if len(lines) > MAX_ITEMS:
         raise ApiError(413, f"at most {MAX_ITEMS:,} entities a request")
-    rows: list[Entity | JsonRow] = []
+    rows: list[Entity | JsonRow | RawRow] = []
     for number, line in enumerate(lines, 1):
         if len(line) > MAX_ENTITY_BYTES:
             raise ApiError(413, f"entity {number} is over the {MAX_ENTITY_BYTES:,}-byte limit for one entity")
         try:
-            key, data, signature = parse_line(line)
+            key, data, signature, text = parse_line(line)
             _checked_key(key)
-            if not signature:
-                rows.append(JsonRow(key, data, signature))
-                continue
-            decoded = decode_properties(dict(data), signature, key_from_json)  # a shallow copy: data stays JSON
-            if _holds_keys(signature):
-                rows.append(Entity(key, decoded))
-            else:
-                rows.append(JsonRow(key, data, signature))
+            if signature:
+                decoded = decode_properties(dict(data), signature, key_from_json)  # a shallow copy: data stays JSON
+                if _holds_keys(signature):
+                    rows.append(Entity(key, decoded))
+                    continue
+            rows.append(RawRow(key, text, signature) if text is not None else JsonRow(key, data, signature))
         except (WireError, ValueError, TypeError) as exc:
             raise ApiError(400, f"entity {number}: {exc}") from None
     return rows
 
 
+def _entity(row: JsonRow | RawRow) -> Entity:
+    if isinstance(row, RawRow):
+        return Entity(row.key, decode_properties(json.loads(row.data), row.signature, key_from_json))
+    return row.entity()
+
+
 def _holds_keys(signature: dict[str, Any]) -> bool:
-    return any(code == "key" or (isinstance(code, list) and "key" in code) for code in signature.values())
+    codes = signature.values()
+    return "key" in codes or any(type(code) is list and "key" in code for code in codes)
