@@ -23,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
@@ -132,7 +133,7 @@ def main() -> None:
         versus = f"{(entities / t) / speed[local]:.2f}" if label.startswith("remote ") and local in speed else ""
         print(f"{label:<30}{entities:>12,}{t:>10.2f}{entities / t:>14,.0f}{rss / 2**20:>13.0f}{ratio:>10}{versus:>10}")
     if server_rss is not None:
-        print(f"{'server (courseport serve)':<30}{'':>12}{'':>10}{'':>14}{server_rss / 2**20:>13.0f}")
+        print(f"{'server + its workers':<30}{'':>12}{'':>10}{'':>14}{server_rss / 2**20:>13.0f}")
     print(f"{'floor (read+deflate)':<30}{floor_rows:>12,}{floor_s:>10.2f}{floor_rows / floor_s:>14,.0f}"
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>13.0f}")
     print(f"\narchives in {work} (compress level {DEFAULT_COMPRESSLEVEL})")
@@ -153,7 +154,8 @@ def remote_rows(home: Path, work: Path, batch: tuple[str, ...], results: list) -
         port = str(sock.getsockname()[1])
     env = dict(os.environ, COURSEPORT_HOME=str(home), PYTHONPATH=str(ROOT / "src"))
     server = subprocess.Popen([sys.executable, "-m", "courseport", "serve", "--port", port],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sampler = TreeRss(server.pid)
     try:
         for _ in range(200):
             try:
@@ -177,9 +179,40 @@ def remote_rows(home: Path, work: Path, batch: tuple[str, ...], results: list) -
                                  env_extra=creds)
         results.append(("remote upload datastore", _entities(work / "datastore.zip"), t, rss, None, 0))
     finally:
+        sampler.stop()
         server.send_signal(signal.SIGTERM)
-        _, _, usage = os.wait4(server.pid, 0)
-    return usage.ru_maxrss * 1024
+        os.wait4(server.pid, 0)
+    return sampler.peak
+
+
+class TreeRss:
+    """The peak of the summed RSS of a process group (a server and its workers), sampled."""
+
+    def __init__(self, pgid: int, every: float = 0.05) -> None:
+        self.pgid, self.every, self.peak = pgid, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(self.every):
+            total = 0
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    if os.getpgid(int(pid)) != self.pgid:
+                        continue
+                    with open(f"/proc/{pid}/statm") as statm:
+                        total += int(statm.read().split()[1]) * page
+                except (OSError, ValueError, IndexError):
+                    continue
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _entities(archive: Path) -> int:

@@ -17,13 +17,13 @@ from concurrent.futures import ProcessPoolExecutor
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int | None) -> None:
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if parent is not None and os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
 
 
@@ -31,11 +31,16 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of forked workers that die with this process."""
+def worker_pool(workers: int, *, start_method: str = "fork") -> ProcessPoolExecutor:
+    """A pool of workers that die with this process.
+
+    ``fork`` (the default) is fastest; a process with threads (a server)
+    asks for ``forkserver``, whose workers are forked from a clean process
+    (their parent is that one, which ends with this process).
+    """
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("fork"),
+        mp_context=multiprocessing.get_context(start_method),
         initializer=_die_with_parent,
-        initargs=(os.getpid(),),
+        initargs=(os.getpid() if start_method == "fork" else None,),
     )

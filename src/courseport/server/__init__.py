@@ -51,6 +51,7 @@ def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> St
         try:
             yield
         finally:
+            api.close()
             if isinstance(store, str):
                 opened.close()
 

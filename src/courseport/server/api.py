@@ -19,38 +19,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..courses.site import Site as Courses
 from ..courses.vfs import MAX_FILE_SIZE, normalize_path
 from .._locks import LockedError
-from ..datastore import Backend, BadCursorError, Entity, JsonRow, Key, RawRow
+from ..datastore import Backend, BadCursorError, Entity, Key
 from ..datastore import lease
-from ..datastore.values import decode_properties
-from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json, parse_line
+from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json
 from ..errors import UserError
 from ..sites import CourseInfo, LocalSite, Reading
 from ..sites.base import course_info
 from .accounts import Account, Accounts
 from .auth import AuthPolicy, authenticate, error
+from .batches import Checkers, PreparedBatch
+from .checks import (
+    MAX_BATCH_BYTES, MAX_ITEMS, MAX_JSON_BYTES, ApiError, as_entity, check_key, check_namespace, check_text,
+    wire_rows,
+)
 from .openapi import openapi_document
 
 log = logging.getLogger("courseport.server")
 
 API = "/api/v1"
-#: the largest request body of entities (a batch of puts), and of one entity in it
-MAX_BATCH_BYTES = 64 << 20
-MAX_ENTITY_BYTES = 1 << 20  # Cloud Datastore's own limit
-#: the largest JSON request body, and the most keys or rows one request may name or ask for
-MAX_JSON_BYTES = 8 << 20
-MAX_ITEMS = 20_000
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Api:
     """The API's routes over one store."""
 
@@ -60,6 +49,10 @@ class Api:
         self.courses = Courses(store)
         self.accounts = Accounts(store)
         self.policy = policy
+        self.checkers = Checkers()
+
+    def close(self) -> None:
+        self.checkers.close()
 
     def routes(self) -> list[Route]:
         admin = self._admin
@@ -132,7 +125,7 @@ class Api:
     # --- kinds and rows -----------------------------------------------------
 
     async def kinds(self, request: Request, who: Account) -> Response:
-        namespace = _namespace(_param(request, "namespace", ""))
+        namespace = check_namespace(_param(request, "namespace", ""))
 
         def counts() -> dict[str, int]:
             with self.store.snapshot() as snap:
@@ -140,7 +133,7 @@ class Api:
         return JSONResponse({"kinds": await run_in_threadpool(counts)})
 
     async def changes(self, request: Request, who: Account) -> Response:
-        namespace = _namespace(_param(request, "namespace", ""))
+        namespace = check_namespace(_param(request, "namespace", ""))
 
         def count() -> int | None:
             with self.store.snapshot() as snap:
@@ -153,14 +146,14 @@ class Api:
         Lines are rows, or control records ``!{...}``: ``changes`` first, then per
         kind ``kind`` and ``count``, a ``cursor`` after every page, and ``end``."""
         body = await _json_body(request)
-        namespace = _namespace(_str(body, "namespace", optional=True) or "")
+        namespace = check_namespace(_str(body, "namespace", optional=True) or "")
         kinds = body.get("kinds")
         if not (isinstance(kinds, list) and kinds and all(isinstance(k, str) and k for k in kinds)):
             raise ApiError(400, "kinds must be a list of kind names")
         if len(kinds) > 1000:
             raise ApiError(413, "at most 1,000 kinds a request")
         for kind in kinds:
-            _text(kind, "a kind")
+            check_text(kind, "a kind")
         cursor = _str(body, "cursor", optional=True)
         secret = _str(body, "secret", optional=True)
         page_size = _int(body, "page_size", 1, MAX_ITEMS, default=5000)
@@ -189,8 +182,8 @@ class Api:
 
     async def query(self, request: Request, who: Account) -> Response:
         body = await _json_body(request)
-        namespace = _namespace(_str(body, "namespace", optional=True) or "")
-        kind = _text(_str(body, "kind"), "kind")
+        namespace = check_namespace(_str(body, "namespace", optional=True) or "")
+        kind = check_text(_str(body, "kind"), "kind")
         cursor = _str(body, "cursor", optional=True)
         limit = _int(body, "limit", 1, MAX_ITEMS, default=1000)
         keys_only = bool(body.get("keys_only"))
@@ -214,16 +207,19 @@ class Api:
         return JSONResponse(await run_in_threadpool(self._put, body))
 
     def _put(self, body: bytes) -> dict:
-        rows = _wire_rows(body)
+        lines = [line for line in iter_lines([body]) if line.strip()]
+        if len(lines) > MAX_ITEMS:
+            raise ApiError(413, f"at most {MAX_ITEMS:,} entities a request")
         prepare = self.store.prepare_decoded
-        if prepare is not None and all(row.key.is_complete for row in rows):
-            try:
-                prepared = prepare(rows)
-            except ValueError as exc:  # a key the store cannot hold
-                raise ApiError(400, str(exc)) from None
-            self.store.write_prepared(prepared)
-            return {"written": len(rows)}
-        entities = [row if isinstance(row, Entity) else _entity(row) for row in rows]
+        if prepare is not None:
+            checked = self.checkers.check(lines, prepare)
+            if isinstance(checked, PreparedBatch):  # every key complete: written as it is
+                self.store.write_prepared(checked.rows)
+                return {"written": checked.count}
+            rows = checked
+        else:
+            rows = wire_rows(lines)
+        entities = [row if isinstance(row, Entity) else as_entity(row) for row in rows]
         keys = self.store.put_multi(entities)
         return {"written": len(keys), "keys": [key_to_json(k) for k in keys]}
 
@@ -360,22 +356,6 @@ def _param(request: Request, name: str, default: str | None = None) -> str:
     return value
 
 
-def _text(value: str, what: str) -> str:
-    """``value``, refused where no store can keep it: a lone surrogate (JSON's ``"\\ud800"``)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ApiError(400, f"{what} is not valid unicode: it holds a lone surrogate") from None
-    return value
-
-
-def _namespace(namespace: str) -> str:
-    _text(namespace, "the namespace")
-    if namespace == ACCOUNTS_NAMESPACE:
-        raise ApiError(403, f"namespace {namespace!r} holds the server's accounts: it is not served")
-    return namespace
-
-
 async def _body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
@@ -425,17 +405,7 @@ def _one_key(value: Any) -> Key:
         key = key_from_json(value)
     except WireError as exc:
         raise ApiError(400, str(exc)) from None
-    return _checked_key(key)
-
-
-def _checked_key(key: Key) -> Key:
-    """``key``, refused where it names the accounts' namespace or holds text no store can keep."""
-    _namespace(key.namespace)
-    for kind, ident in key.path:
-        _text(kind, "a key's kind")
-        if isinstance(ident, str):
-            _text(ident, "a key's name")
-    return key
+    return check_key(key)
 
 
 def _keys(body: dict) -> list[Key]:
@@ -450,38 +420,3 @@ def _keys(body: dict) -> list[Key]:
     return out
 
 
-def _wire_rows(body: bytes) -> list[Entity | JsonRow | RawRow]:
-    """The batch's rows, their values checked by decoding them: rows holding key
-    values as Entities, the rest as the line gave them (a RawRow keeps the
-    properties' text, a JsonRow their JSON), which a store takes without
-    encoding them again."""
-    lines = [line for line in iter_lines([body]) if line.strip()]
-    if len(lines) > MAX_ITEMS:
-        raise ApiError(413, f"at most {MAX_ITEMS:,} entities a request")
-    rows: list[Entity | JsonRow | RawRow] = []
-    for number, line in enumerate(lines, 1):
-        if len(line) > MAX_ENTITY_BYTES:
-            raise ApiError(413, f"entity {number} is over the {MAX_ENTITY_BYTES:,}-byte limit for one entity")
-        try:
-            key, data, signature, text = parse_line(line)
-            _checked_key(key)
-            if signature:
-                decoded = decode_properties(dict(data), signature, key_from_json)  # a shallow copy: data stays JSON
-                if _holds_keys(signature):
-                    rows.append(Entity(key, decoded))
-                    continue
-            rows.append(RawRow(key, text, signature) if text is not None else JsonRow(key, data, signature))
-        except (WireError, ValueError, TypeError) as exc:
-            raise ApiError(400, f"entity {number}: {exc}") from None
-    return rows
-
-
-def _entity(row: JsonRow | RawRow) -> Entity:
-    if isinstance(row, RawRow):
-        return Entity(row.key, decode_properties(json.loads(row.data), row.signature, key_from_json))
-    return row.entity()
-
-
-def _holds_keys(signature: dict[str, Any]) -> bool:
-    codes = signature.values()
-    return "key" in codes or any(type(code) is list and "key" in code for code in codes)

@@ -10,6 +10,7 @@ on the condition that the server's data has not changed since.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ipaddress
 import json
@@ -40,6 +41,8 @@ API = "/api/v1"
 MAX_ITEMS = 20_000
 MAX_BATCH_BYTES = 32 << 20
 RETRIES = 5
+#: batches of puts on their way at once
+IN_FLIGHT = 2
 
 
 class RemoteError(UserError):
@@ -329,25 +332,25 @@ class RemoteSite(Site):
 
 
 class _Sender:
-    """Posts batches of wire lines from a background thread, one at a time: the
-    caller prepares the next batch while the server writes this one. An error
-    is raised by the next call."""
+    """Posts batches of wire lines from background threads, :data:`IN_FLIGHT` at
+    a time: the caller prepares the next batch, and the server checks one batch
+    while it writes another. An error is raised by the next call."""
 
     def __init__(self, post: Callable[[list[bytes]], dict]) -> None:
         self.post = post
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
+        self._pending: collections.deque[Future] = collections.deque()
 
     def send(self, lines: list[bytes]) -> None:
-        self.wait()
+        while len(self._pending) >= IN_FLIGHT:
+            self._pending.popleft().result()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="courseport-put")
-        self._pending = self._pool.submit(self.post, lines)
+            self._pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="courseport-put")
+        self._pending.append(self._pool.submit(self.post, lines))
 
     def wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        while self._pending:
+            self._pending.popleft().result()
 
     def close(self) -> None:
         if self._pool is not None:
