@@ -133,7 +133,7 @@ def main() -> None:
         versus = f"{(entities / t) / speed[local]:.2f}" if label.startswith("remote ") and local in speed else ""
         print(f"{label:<30}{entities:>12,}{t:>10.2f}{entities / t:>14,.0f}{rss / 2**20:>13.0f}{ratio:>10}{versus:>10}")
     if server_rss is not None:
-        print(f"{'server + its workers':<30}{'':>12}{'':>10}{'':>14}{server_rss / 2**20:>13.0f}")
+        print(f"{'server + workers (PSS)':<30}{'':>12}{'':>10}{'':>14}{server_rss / 2**20:>13.0f}")
     print(f"{'floor (read+deflate)':<30}{floor_rows:>12,}{floor_s:>10.2f}{floor_rows / floor_s:>14,.0f}"
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>13.0f}")
     print(f"\narchives in {work} (compress level {DEFAULT_COMPRESSLEVEL})")
@@ -186,7 +186,8 @@ def remote_rows(home: Path, work: Path, batch: tuple[str, ...], results: list) -
 
 
 class TreeRss:
-    """The peak of the summed RSS of a process group (a server and its workers), sampled."""
+    """The peak of the summed proportional set size (PSS: shared pages split
+    between their sharers) of a process group (a server and its workers), sampled."""
 
     def __init__(self, pgid: int, every: float = 0.05) -> None:
         self.pgid, self.every, self.peak = pgid, every, 0
@@ -195,7 +196,6 @@ class TreeRss:
         self._thread.start()
 
     def _run(self) -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
         while not self._stop.wait(self.every):
             total = 0
             for pid in os.listdir("/proc"):
@@ -204,9 +204,9 @@ class TreeRss:
                 try:
                     if os.getpgid(int(pid)) != self.pgid:
                         continue
-                    with open(f"/proc/{pid}/statm") as statm:
-                        total += int(statm.read().split()[1]) * page
-                except (OSError, ValueError, IndexError):
+                    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                        total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) * 1024
+                except (OSError, ValueError, IndexError, StopIteration):
                     continue
             self.peak = max(self.peak, total)
 

@@ -65,7 +65,7 @@ class AppPasswordInfo:
 
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
-    if not _EMAIL_RE.fullmatch(email):
+    if not _EMAIL_RE.fullmatch(email) or not email.isprintable():
         raise AccountError(f"{email!r} is not an email address")
     return email
 
@@ -162,8 +162,9 @@ class Accounts:
         token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
         digest = self._hash_token(token)
         name = (name or "").strip() or f"app password {_now():%Y-%m-%d %H:%M}"
-        if len(name) > 100:
-            raise AccountError("an app-specific password's name has at most 100 characters")
+        if len(name) > 100 or not name.isprintable():
+            raise AccountError("an app-specific password's name is at most 100 printable characters "
+                               "(no tabs, newlines or control characters)")
         created = _now()
         self.store.put(Entity(self._key(APP_PASSWORD, digest), {
             "email": email, "name": name, "created": created, "last_used": None,
