@@ -717,3 +717,14 @@ def test_the_openapi_document_names_every_route(server: Server, tmp_path: Path) 
     documented = {(path, method) for path, ops in paths.items() for method in ops
                   if method in ("get", "put", "post", "delete", "patch")}
     assert documented == served  # and nothing documented that is not served
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(server: Server) -> None:
+    for args, says in (
+        (("--port", str(server.port)), f"cannot listen on 127.0.0.1:{server.port}"),  # in use
+        (("--port", "8", "--host", "no.such.host.invalid"), "not an address of this machine"),
+        (("--port", "70000"), "--port must be between 1 and 65535"),
+        (("--workers", "0"), "--workers must be between 1 and 64"),
+    ):
+        line = assert_one_line_error(cli_at(server.home, "serve", *args, timeout=30))
+        assert says in line, line

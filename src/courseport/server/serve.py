@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,26 @@ def check(options: ServeOptions) -> str:
     for path in (options.certfile, options.keyfile):
         if path is not None and not path.is_file():
             raise ServeError(f"no such file {path}")
+    _check_address(options.host, options.port)
     with open_store(options.datastore, create=False) as store:
         return f"{store.url} (app id {store.app_id!r})"
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse, in one line, an address this machine cannot listen on (uvicorn would
+    say it in several lines, after starting up)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}; stop what uses it, "
+                             "or pass another --port or --host") from None
 
 
 def serve(options: ServeOptions) -> None:

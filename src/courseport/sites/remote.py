@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import inspect
 import ipaddress
 import json
 import logging
@@ -51,6 +53,55 @@ class RemoteError(UserError):
 
 class RemoteCourseNotFound(RemoteError, LookupError):
     pass
+
+
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError, ValueError, UnicodeDecodeError)
+
+
+def _malformed(where: str, exc: BaseException) -> RemoteError:
+    return RemoteError(f"{where}: the server's answer is not what a courseport server sends "
+                       f"({type(exc).__name__}: {str(exc)[:120]}); is it one, of this version?")
+
+
+def _checked_answers(cls: type) -> type:
+    """Every public method of ``cls`` turns an answer of the wrong shape (a server that
+    is not courseport's, or a broken one) into one RemoteError, never a traceback."""
+    def guard(method: Callable) -> Callable:
+        if inspect.isgeneratorfunction(method):
+            @functools.wraps(method)
+            def generator(self: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    yield from method(self, *args, **kwargs)
+                except UserError:
+                    raise
+                except _MALFORMED as exc:
+                    raise _malformed(_where(self), exc) from None
+            return generator
+
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except UserError:
+                raise
+            except _MALFORMED as exc:
+                raise _malformed(_where(self), exc) from None
+        return call
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, guard(value))
+    return cls
+
+
+def _where(obj: Any) -> str:
+    for path in ("description", "site.description", "base_url"):
+        target = obj
+        for part in path.split("."):
+            target = getattr(target, part, None)
+        if isinstance(target, str):
+            return target
+    return "the server"
 
 
 @dataclass(frozen=True)
@@ -192,8 +243,10 @@ def _describe(exc: httpx.TransportError) -> str:
 
 
 def _course(value: dict) -> CourseInfo:
-    return CourseInfo(slug=value["slug"], raw=value["raw"], namespace=value["namespace"],
-                      version=value["version"], title=value["title"], editable=bool(value["editable"]))
+    fields = {name: value[name] for name in ("slug", "raw", "namespace", "version", "title")}
+    if not all(isinstance(text, str) for text in fields.values()) or not isinstance(value["editable"], bool):
+        raise TypeError(f"a course is strings and a boolean, not {value!r:.100}")
+    return CourseInfo(**fields, editable=value["editable"])
 
 
 def wire_lines(rows: Sequence[Entity | JsonRow]) -> list[bytes]:
@@ -202,6 +255,7 @@ def wire_lines(rows: Sequence[Entity | JsonRow]) -> list[bytes]:
             for row in rows]
 
 
+@_checked_answers
 class RemoteSite(Site):
     """A courseport server, through its remote API."""
 
@@ -216,7 +270,11 @@ class RemoteSite(Site):
         except BaseException:
             self.http.close()
             raise
-        self.app_id = str(info.get("app_id"))
+        if not (isinstance(info, dict) and isinstance(info.get("app_id"), str) and info["app_id"]):
+            self.http.close()
+            raise RemoteError(f"{base_url} answers, but not as a courseport server does (no app id at "
+                              f"{API}/site): is it the right address and port?")
+        self.app_id = info["app_id"]
         self._sender = _Sender(self._post_lines)
         self._counts: dict[str, dict[str, int]] = {}
 
@@ -239,6 +297,8 @@ class RemoteSite(Site):
 
     def _kind_counts(self, namespace: str) -> dict[str, int]:
         counts = self.http.json("GET", "/kinds", params={"namespace": namespace})["kinds"]
+        if not all(isinstance(kind, str) and kind and type(count) is int for kind, count in counts.items()):
+            raise TypeError(f"kinds are names with counts, not {counts!r:.100}")
         self._counts[namespace] = counts
         return counts
 
@@ -249,7 +309,10 @@ class RemoteSite(Site):
         return int(self._kind_counts(namespace).get(kind, 0))
 
     def file_paths(self, course: CourseInfo) -> list[str]:
-        return list(self.http.json("GET", "/files", params={"prefix": course.slug, "all": "1"})["paths"])
+        paths = list(self.http.json("GET", "/files", params={"prefix": course.slug, "all": "1"})["paths"])
+        if not all(isinstance(path, str) for path in paths):
+            raise TypeError("course file paths are strings")
+        return paths
 
     def write_file(self, course: CourseInfo, path: str, data: bytes, is_draft: bool | None) -> None:
         draft = {True: "true", False: "false", None: "none"}[is_draft]
@@ -381,7 +444,10 @@ class _Lease:
 
     def __enter__(self) -> None:
         taken = self.http.json("POST", "/leases", json={"what": self.what}, retries=0)
-        self.lease, seconds = taken["lease"], float(taken["seconds"])
+        try:
+            self.lease, seconds = str(taken["lease"]), float(taken["seconds"])
+        except _MALFORMED as exc:
+            raise _malformed(self.http.base_url, exc) from None
         self._thread = threading.Thread(target=self._renew, args=(max(seconds / 3, 1.0),), daemon=True)
         self._thread.start()
 
@@ -398,6 +464,12 @@ class _Lease:
             self._thread.join()
         with contextlib.suppress(RemoteError):
             self.http.request("DELETE", f"/leases/{self.lease}")
+
+
+def _change_count(value: Any) -> int | None:
+    if value is not None and type(value) is not int:
+        raise TypeError(f"a change count is an integer, not {value!r:.40}")
+    return value
 
 
 class _Stream:
@@ -417,7 +489,7 @@ class _Stream:
         first = self._control()
         if "changes" not in first:
             raise RemoteError(f"{base_url}: the server's export stream does not begin as it should")
-        self.changes = first["changes"]
+        self.changes = _change_count(first["changes"])
 
     def _control(self) -> dict:
         line = next(self._lines, None)
@@ -456,6 +528,7 @@ class _Stream:
         self.response.close()
 
 
+@_checked_answers
 class _RemoteReading(Reading):
     """A download's view of the server: one export stream from one snapshot."""
 
@@ -475,7 +548,10 @@ class _RemoteReading(Reading):
 
     def files(self, course: CourseInfo) -> list[FileInfo]:
         found = self.http.json("GET", "/files", params={"prefix": course.slug})["files"]
-        return [FileInfo(f["path"], int(f["size"]), f["is_draft"]) for f in found]
+        infos = [FileInfo(f["path"], int(f["size"]), f["is_draft"]) for f in found]
+        if not all(isinstance(i.path, str) and i.is_draft in (True, False, None) for i in infos):
+            raise TypeError("course files are paths, sizes and draft flags")
+        return infos
 
     def read_file(self, course: CourseInfo, path: str) -> bytes:
         try:
@@ -488,7 +564,8 @@ class _RemoteReading(Reading):
 
     def change_count(self, namespace: str) -> int | None:
         if namespace not in self._changes:
-            self._changes[namespace] = self.http.json("GET", "/changes", params={"namespace": namespace})["changes"]
+            self._changes[namespace] = _change_count(
+                self.http.json("GET", "/changes", params={"namespace": namespace})["changes"])
         return self._changes[namespace]
 
     def expect(self, namespace: str, kinds: Sequence[str], *, secret: str | None, batch_size: int) -> None:
@@ -580,6 +657,7 @@ class _RemoteReading(Reading):
         return stream
 
 
+@_checked_answers
 class _RemoteFiles:
     """A course's files through the API, as a job sees them."""
 
@@ -628,6 +706,7 @@ class _RemoteCourse:
         return self._fs
 
 
+@_checked_answers
 class RemoteDatastore:
     """A job's datastore client over the API: query, get, put, delete, allocate ids."""
 
