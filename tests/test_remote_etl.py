@@ -237,19 +237,52 @@ def test_a_local_writer_and_a_remote_one_exclude_each_other(server: Server, tmp_
     ok(server.cli("download", "datastore", "/sample", "local", "--archive_path", archive,
                   "--datastore_types", "Student"))
     ok(server.cli("courses", "add", "/locks"))
+    no_wait = {"COURSEPORT_LOCK_WAIT": "0"}
     with SqliteBackend(db_path(server.home), create=False) as store, store.exclusive("a local upload"):
-        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive)
+        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive,
+                          extra_env=no_wait)
     assert proc.returncode == 1 and "in use by 'a local upload'" in proc.stderr, proc.stderr
     auth = (server.env["COURSEPORT_EMAIL"], server.env["COURSEPORT_APP_PASSWORD"])
     taken = httpx.post(f"{server.url}/api/v1/leases", json={"what": "a remote upload"}, auth=auth)
     assert taken.status_code == 201, taken.text
     try:
-        proc = server.cli("upload", "datastore", "/locks", "local", "--archive_path", archive)
+        proc = server.cli("upload", "datastore", "/locks", "local", "--archive_path", archive, extra_env=no_wait)
         assert proc.returncode == 1 and "in use by 'a remote upload' (through the server" in proc.stderr
-        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive)
+        proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive,
+                          extra_env=no_wait)
         assert proc.returncode == 1 and "in use by 'a remote upload'" in proc.stderr
     finally:
         httpx.delete(f"{server.url}/api/v1/leases/{taken.json()['lease']}", auth=auth)
     assert namespace_rows(server.home, "ns_locks").keys() <= {"FileDataEntity", "FileMetadataEntity"}
     ok(server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive))
     assert len(namespace_rows(server.home, "ns_locks")["Student"]) == STUDENTS
+
+
+def test_a_killed_remote_upload_resumes_at_once(server: Server, local: Path, tmp_path: Path) -> None:
+    """Its lease lapses by itself within seconds: the resume waits for it, then finishes the upload."""
+    archive = tmp_path / "d.zip"
+    ok(cli_at(local, "download", "datastore", "/sample", "local", "--archive_path", archive))
+    ok(server.cli("courses", "add", "/killed"))
+    proxy = Proxy(server.port, delay=0.01, chunk=4096)  # slow enough to be killed halfway
+    env = cli_env(server.home)
+    env.update(server.env)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "courseport", "upload", "datastore", "/killed", "localhost",
+             "--port", str(proxy.port), "--archive_path", str(archive)],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not namespace_rows(server.home, "ns_killed").get("EventEntity"):  # some rows landed
+            assert process.poll() is None and time.monotonic() < deadline, "finished before it was killed"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        proxy.close()
+    started = time.monotonic()
+    ok(server.cli("upload", "datastore", "/killed", *remote(server), "--archive_path", archive, "--resume"))
+    assert time.monotonic() - started < 25
+    ok(cli_at(local, "courses", "add", "/killed"))
+    ok(cli_at(local, "upload", "datastore", "/killed", "local", "--archive_path", archive))
+    assert namespace_rows(server.home, "ns_killed") == namespace_rows(local, "ns_killed")

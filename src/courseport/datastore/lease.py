@@ -20,7 +20,8 @@ from .._locks import LockedError
 from .backend import Backend
 
 META_NAME = "writer_lease"
-LEASE_SECONDS = 120
+#: a holder renews every third of this; a killed one's lease lapses within it
+LEASE_SECONDS = 15
 
 
 @dataclass(frozen=True)

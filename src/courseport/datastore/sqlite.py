@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -507,15 +508,21 @@ class SqliteBackend(_SqliteReader, Backend):
 
     @contextmanager
     def exclusive(self, what: str, *, wait: float | None = None) -> Iterator[None]:
-        with exclusive(
-            f"{self.path}.lock", what, subject=f"the store {self.path}",
-            fix="wait for it to finish, then run again", wait=lock_wait() if wait is None else wait,
-        ):
-            held = lease.current(self)
-            if held is not None:  # a writer through the server
+        deadline = time.monotonic() + (lock_wait() if wait is None else wait)
+        while True:
+            with exclusive(
+                f"{self.path}.lock", what, subject=f"the store {self.path}",
+                fix="wait for it to finish, then run again", wait=max(0.0, deadline - time.monotonic()),
+            ):
+                held = lease.current(self)
+                if held is None:
+                    yield
+                    return
+            # a writer through the server holds the lease: wait for it as for the lock
+            if time.monotonic() >= deadline:
                 raise LockedError(f"the store {self.path} is in use by {held.describe()}: "
                                   "wait for it to finish, then run again")
-            yield
+            time.sleep(0.2)
 
     def get_meta(self, name: str) -> str | None:
         with self._lock:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .. import __version__
+from .._locks import lock_wait
 from ..courses.vfs import FileInfo
 from ..datastore import Entity, JsonRow, Key, Page
 from ..datastore.client import DatastoreClient
@@ -443,7 +444,15 @@ class _Lease:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> None:
-        taken = self.http.json("POST", "/leases", json={"what": self.what}, retries=0)
+        deadline = time.monotonic() + lock_wait()
+        while True:  # another writer: wait for it a while, as for the store's own lock
+            try:
+                taken = self.http.json("POST", "/leases", json={"what": self.what}, retries=0)
+                break
+            except RemoteError as exc:
+                if " refused (409)" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
         try:
             self.lease, seconds = str(taken["lease"]), float(taken["seconds"])
         except _MALFORMED as exc:
