@@ -81,3 +81,12 @@ def test_hostile_identities_are_refused_or_shown_on_one_line(store, email: str, 
     assert account.email.isprintable() and "\t" not in account.email
     for kind in ("CourseportAccount", "CourseportAppPassword"):  # the next example starts empty
         store.delete_multi([entity.key for entity in store.query(kind, "_courseport_accounts")])
+
+
+@pytest.mark.parametrize("email", ["a:b@example.com", "a@exa:mple.com", "a\x1b[31m@example.com", "a\n@example.com",
+                                   "@example.com", "a@", "a@b@c"])
+def test_emails_that_could_forge_a_sign_in_or_a_listing_are_refused(store, email: str) -> None:
+    from courseport.server.accounts import AccountError, Accounts
+
+    with pytest.raises(AccountError, match="is not an email address"):
+        Accounts(store).add_user(email, "password123")

@@ -41,7 +41,7 @@ SLOW_AFTER = 3
 LOCK_AFTER = 10
 LOCK_SECONDS = 15 * 60
 
-_EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+_EMAIL_RE = re.compile(r"[^@\s:]{1,64}@[^@\s:]{1,255}")  # no ":": HTTP Basic splits there
 
 
 class AccountError(UserError, ValueError):
