@@ -251,9 +251,20 @@ def test_a_local_writer_and_a_remote_one_exclude_each_other(server: Server, tmp_
         proc = server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive,
                           extra_env=no_wait)
         assert proc.returncode == 1 and "in use by 'a remote upload'" in proc.stderr
+        # a write is refused unless it names the live lease
+        line = b'{"k":{"ns":"ns_locks","path":[["Note","x"]]},"s":{},"d":{"n":1}}'
+        held = taken.json()["lease"]
+        refused = httpx.post(f"{server.url}/api/v1/put", content=line, auth=auth)
+        assert refused.status_code == 409 and "in use by 'a remote upload'" in refused.json()["error"]
+        named = httpx.post(f"{server.url}/api/v1/put", content=line, auth=auth, headers={"X-Courseport-Lease": held})
+        assert named.status_code == 200, named.text
     finally:
         httpx.delete(f"{server.url}/api/v1/leases/{taken.json()['lease']}", auth=auth)
-    assert namespace_rows(server.home, "ns_locks").keys() <= {"FileDataEntity", "FileMetadataEntity"}
+    lapsed = httpx.post(f"{server.url}/api/v1/put", content=line, auth=auth, headers={"X-Courseport-Lease": held})
+    assert lapsed.status_code == 409 and "lease lapsed" in lapsed.json()["error"]
+    assert httpx.post(f"{server.url}/api/v1/delete", auth=auth,
+                      json={"keys": [{"ns": "ns_locks", "path": [["Note", "x"]]}]}).status_code == 200
+    assert namespace_rows(server.home, "ns_locks").keys() <= {"FileDataEntity", "FileMetadataEntity", "Note"}
     ok(server.cli("upload", "datastore", "/locks", *remote(server), "--archive_path", archive))
     assert len(namespace_rows(server.home, "ns_locks")["Student"]) == STUDENTS
 
@@ -286,3 +297,21 @@ def test_a_killed_remote_upload_resumes_at_once(server: Server, local: Path, tmp
     ok(cli_at(local, "courses", "add", "/killed"))
     ok(cli_at(local, "upload", "datastore", "/killed", "local", "--archive_path", archive))
     assert namespace_rows(server.home, "ns_killed") == namespace_rows(local, "ns_killed")
+
+
+def test_a_half_written_course_yaml_does_not_stop_a_resume(server: Server, local: Path, tmp_path: Path) -> None:
+    """An upload killed between course.yaml's data and its metadata leaves them apart: the
+    course must still resolve (its slug for a title) so that `--resume` can finish the upload."""
+    from courseport.datastore import Key, SqliteBackend
+
+    archive = tmp_path / "d.zip"
+    ok(cli_at(local, "download", "datastore", "/sample", "local", "--archive_path", archive))
+    ok(server.cli("courses", "add", "/halfway"))
+    with SqliteBackend(db_path(server.home), create=False) as store:
+        meta = store.get(Key("FileMetadataEntity", "/course.yaml", namespace="ns_halfway"))
+        meta["size"] = meta["size"] + 7  # its data and its metadata no longer agree
+        store.put(meta)
+    ok(server.cli("upload", "datastore", "/halfway", *remote(server), "--archive_path", archive, "--resume"))
+    ok(cli_at(local, "courses", "add", "/halfway"))
+    ok(cli_at(local, "upload", "datastore", "/halfway", "local", "--archive_path", archive))
+    assert namespace_rows(server.home, "ns_halfway") == namespace_rows(local, "ns_halfway")

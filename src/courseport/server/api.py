@@ -40,6 +40,8 @@ from .openapi import openapi_document
 log = logging.getLogger("courseport.server")
 
 API = "/api/v1"
+#: the header in which a writer names its lease
+LEASE_HEADER = "X-Courseport-Lease"
 class Api:
     """The API's routes over one store."""
 
@@ -60,18 +62,18 @@ class Api:
             Route(f"{API}/openapi.json", self.openapi, methods=["GET"]),
             Route(f"{API}/site", admin(self.site_info), methods=["GET"]),
             Route(f"{API}/course", admin(self.course), methods=["GET"]),
-            Route(f"{API}/course", admin(self.delete_course), methods=["DELETE"]),
-            Route(f"{API}/courses", admin(self.create_course), methods=["POST"]),
+            Route(f"{API}/course", admin(self.delete_course, writes=True), methods=["DELETE"]),
+            Route(f"{API}/courses", admin(self.create_course, writes=True), methods=["POST"]),
             Route(f"{API}/kinds", admin(self.kinds), methods=["GET"]),
             Route(f"{API}/changes", admin(self.changes), methods=["GET"]),
             Route(f"{API}/export", admin(self.export), methods=["POST"]),
             Route(f"{API}/files", admin(self.files), methods=["GET"]),
             Route(f"{API}/file", admin(self.read_file), methods=["GET"]),
-            Route(f"{API}/file", admin(self.write_file), methods=["PUT"]),
-            Route(f"{API}/file", admin(self.delete_file), methods=["DELETE"]),
+            Route(f"{API}/file", admin(self.write_file, writes=True), methods=["PUT"]),
+            Route(f"{API}/file", admin(self.delete_file, writes=True), methods=["DELETE"]),
             Route(f"{API}/lookup", admin(self.lookup), methods=["POST"]),
-            Route(f"{API}/put", admin(self.put), methods=["POST"]),
-            Route(f"{API}/delete", admin(self.delete), methods=["POST"]),
+            Route(f"{API}/put", admin(self.put, writes=True), methods=["POST"]),
+            Route(f"{API}/delete", admin(self.delete, writes=True), methods=["POST"]),
             Route(f"{API}/query", admin(self.query), methods=["POST"]),
             Route(f"{API}/allocate_ids", admin(self.allocate_ids), methods=["POST"]),
             Route(f"{API}/leases", admin(self.take_lease), methods=["POST"]),
@@ -79,12 +81,14 @@ class Api:
             Route(f"{API}/leases/{{lease}}", admin(self.release_lease), methods=["DELETE"]),
         ]
 
-    def _admin(self, handler: Callable[[Request, Account], Awaitable[Response]]):
+    def _admin(self, handler: Callable[[Request, Account], Awaitable[Response]], *, writes: bool = False):
         async def endpoint(request: Request) -> Response:
             who = await authenticate(request, self.accounts, self.policy)
             if isinstance(who, Response):
                 return who
             try:
+                if writes:
+                    await run_in_threadpool(self._check_writer, request.headers.get(LEASE_HEADER))
                 return await handler(request, who)
             except ApiError as exc:
                 return error(exc.status, str(exc))
@@ -93,6 +97,16 @@ class Api:
             except UserError as exc:  # the request's fault: a course not found, a bad rule
                 return error(404 if isinstance(exc, LookupError) else 400, str(exc))
         return endpoint
+
+    def _check_writer(self, given: str | None) -> None:
+        """A write goes on only under the live writer lease, if there is one: its
+        holder's (the lease in the request's header), or anyone's when none is held."""
+        held = lease.current(self.store)
+        if held is None and given:
+            raise ApiError(409, "this command's writer lease lapsed (it was not renewed in time), so another "
+                                "writer may have begun: run the command again (with --resume to go on)")
+        if held is not None and given != held.id:
+            raise ApiError(409, f"the server's store is in use by {held.describe()}: wait for it to finish")
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())

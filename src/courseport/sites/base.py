@@ -18,6 +18,7 @@ from ..courses.site import Course
 from ..courses.vfs import FileInfo
 from ..datastore import Entity, JsonRow, Key
 from ..datastore.client import DatastoreClient
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -190,5 +191,15 @@ class JobCourse(Protocol):
 def course_info(course: Course) -> CourseInfo:
     return CourseInfo(
         slug=course.slug, raw=course.raw, namespace=course.namespace, version=course.version,
-        title=course.title, editable=course.fs.editable,
+        title=_title(course), editable=course.fs.editable,
     )
+
+
+def _title(course: Course) -> str:
+    """The course's title; where its course.yaml cannot be read (a broken file, or
+    one half-written by an upload that was killed) its slug, so that the course can
+    still be downloaded, resumed into or deleted."""
+    try:
+        return course.title
+    except (UserError, ValueError):
+        return course.slug

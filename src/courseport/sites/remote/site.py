@@ -45,6 +45,9 @@ from .transport import (
 
 log = logging.getLogger("courseport.remote")
 
+#: the header in which a writer names its lease (server/api.py)
+LEASE_HEADER = "X-Courseport-Lease"
+
 @checked_answers
 class RemoteSite(Site):
     """A courseport server, through its remote API."""
@@ -234,6 +237,7 @@ class _Lease:
             self.lease, seconds = str(taken["lease"]), float(taken["seconds"])
         except MALFORMED as exc:
             raise malformed(self.http.base_url, exc) from None
+        self.http.client.headers[LEASE_HEADER] = self.lease  # each write names it: the server checks
         self._thread = threading.Thread(target=self._renew, args=(max(seconds / 3, 1.0),), daemon=True)
         self._thread.start()
 
@@ -250,3 +254,4 @@ class _Lease:
             self._thread.join()
         with contextlib.suppress(RemoteError):
             self.http.request("DELETE", f"/leases/{self.lease}")
+        self.http.client.headers.pop(LEASE_HEADER, None)
