@@ -19,29 +19,42 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .._locks import LockedError
 from ..courses.site import Site as Courses
 from ..courses.vfs import MAX_FILE_SIZE, normalize_path
-from .._locks import LockedError
-from ..datastore import Backend, BadCursorError, Entity, Key
-from ..datastore import lease
-from ..datastore.wire import WireError, entity_line, iter_lines, key_from_json, key_to_json
+from ..datastore import Backend, BadCursorError, Entity, Key, lease
+from ..datastore.wire import (
+    WireError,
+    entity_line,
+    iter_lines,
+    key_from_json,
+    key_to_json,
+)
 from ..errors import UserError
 from ..sites import CourseInfo, LocalSite, Reading
 from ..sites.base import course_info
+from ..sites.protocol import (
+    API,
+    LEASE_HEADER,
+    MAX_BATCH_BYTES,
+    MAX_ITEMS,
+    MAX_JSON_BYTES,
+)
 from .accounts import Account, Accounts
 from .auth import AuthPolicy, authenticate, error
 from .batches import Checkers, PreparedBatch
 from .checks import (
-    MAX_BATCH_BYTES, MAX_ITEMS, MAX_JSON_BYTES, ApiError, as_entity, check_key, check_namespace, check_text,
+    ApiError,
+    as_entity,
+    check_key,
+    check_namespace,
+    check_text,
     wire_rows,
 )
 from .openapi import openapi_document
 
 log = logging.getLogger("courseport.server")
 
-API = "/api/v1"
-#: the header in which a writer names its lease
-LEASE_HEADER = "X-Courseport-Lease"
 class Api:
     """The API's routes over one store."""
 

@@ -13,13 +13,7 @@ from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..datastore import Entity, JsonRow, Key, RawRow
 from ..datastore.values import decode_properties
 from ..datastore.wire import WireError, key_from_json, parse_line
-
-#: the largest request body of entities (a batch of puts), and of one entity in it
-MAX_BATCH_BYTES = 64 << 20
-MAX_ENTITY_BYTES = 1 << 20  # Cloud Datastore's own limit
-#: the largest JSON request body, and the most keys or rows one request may name or ask for
-MAX_JSON_BYTES = 8 << 20
-MAX_ITEMS = 20_000
+from ..sites.protocol import MAX_ENTITY_BYTES
 
 
 class ApiError(Exception):

@@ -14,9 +14,9 @@ from ..courses.site import Course
 from ..courses.site import Site as Courses
 from ..courses.vfs import DatastoreFileSystem, FileInfo
 from ..datastore import Backend, Entity, JsonRow, Key, Reader
+from ..datastore.client import DatastoreClient
 from ..models import make_transform
 from ..models.schema import Transform
-from ..datastore.client import DatastoreClient
 from .base import CourseInfo, JobCourse, Reading, RowsPage, Site, course_info
 from .rows import RowEncoder
 

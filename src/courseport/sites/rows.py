@@ -23,7 +23,14 @@ from ..datastore.keys import KeyStringEncoder, reference_is_root
 from ..datastore.values import encode_properties, encode_value
 from ..errors import UserError
 from ..models import ExportContext, SchemaError, export_private, schema_for
-from ..models.schema import INT64_MAX, INT64_MIN, Prop, Transform, check_value, coerce_value
+from ..models.schema import (
+    INT64_MAX,
+    INT64_MIN,
+    Prop,
+    Transform,
+    check_value,
+    coerce_value,
+)
 
 KEY_FIELDS = ("key", "key.id", "key.name")
 _KEY_FIELD_SET = frozenset(KEY_FIELDS)

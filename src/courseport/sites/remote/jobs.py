@@ -8,8 +8,8 @@ from ...courses.vfs import FileInfo
 from ...datastore import Entity, Key, Page
 from ...datastore.wire import key_from_json, key_to_json
 from ..base import CourseInfo
+from ..protocol import MAX_ITEMS
 from .transport import (
-    MAX_ITEMS,
     RETRIES,
     RemoteCourseNotFound,
     checked_answers,

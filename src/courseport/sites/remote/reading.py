@@ -12,9 +12,8 @@ import httpx
 from ...courses.vfs import FileInfo
 from ...datastore.wire import iter_lines
 from ..base import CourseInfo, Reading, RowsPage
+from ..protocol import API, MAX_ITEMS
 from .transport import (
-    API,
-    MAX_ITEMS,
     RETRIES,
     RemoteCourseNotFound,
     RemoteError,

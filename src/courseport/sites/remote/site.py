@@ -23,15 +23,14 @@ from ...datastore import Entity, JsonRow, Key
 from ...datastore.client import DatastoreClient
 from ...datastore.wire import key_from_json, key_to_json
 from ..base import CourseInfo, JobCourse, Reading, Site
+from ..protocol import API, LEASE_HEADER, MAX_ITEMS
 from .jobs import RemoteCourse, RemoteDatastore
 from .reading import RemoteReading
 from .transport import (
-    API,
     IN_FLIGHT,
     MALFORMED,
-    MAX_BATCH_BYTES,
-    MAX_ITEMS,
     RETRIES,
+    SEND_BYTES,
     Credentials,
     Http,
     RemoteError,
@@ -45,8 +44,6 @@ from .transport import (
 
 log = logging.getLogger("courseport.remote")
 
-#: the header in which a writer names its lease (server/api.py)
-LEASE_HEADER = "X-Courseport-Lease"
 
 @checked_answers
 class RemoteSite(Site):
@@ -69,7 +66,6 @@ class RemoteSite(Site):
                               f"{API}/site): is it the right address and port?")
         self.app_id = info["app_id"]
         self._sender = _Sender(self._post_lines)
-        self._counts: dict[str, dict[str, int]] = {}
 
     def course(self, prefix: str) -> CourseInfo:
         return course_info_from(self.http.json("GET", "/course", params={"prefix": prefix}))
@@ -92,7 +88,6 @@ class RemoteSite(Site):
         counts = self.http.json("GET", "/kinds", params={"namespace": namespace})["kinds"]
         if not all(isinstance(kind, str) and kind and type(count) is int for kind, count in counts.items()):
             raise TypeError(f"kinds are names with counts, not {counts!r:.100}")
-        self._counts[namespace] = counts
         return counts
 
     def kinds(self, namespace: str) -> list[str]:
@@ -147,7 +142,7 @@ class RemoteSite(Site):
         batch: list[bytes] = []
         size = 0
         for line in prepared:
-            if batch and (len(batch) >= MAX_ITEMS or size + len(line) > MAX_BATCH_BYTES):
+            if batch and (len(batch) >= MAX_ITEMS or size + len(line) > SEND_BYTES):
                 self._sender.send(batch)
                 batch, size = [], 0
             batch.append(line)
@@ -230,7 +225,7 @@ class _Lease:
                 taken = self.http.json("POST", "/leases", json={"what": self.what}, retries=0)
                 break
             except RemoteError as exc:
-                if " refused (409)" not in str(exc) or time.monotonic() >= deadline:
+                if exc.status != 409 or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.5)
         try:

@@ -21,21 +21,25 @@ from ...datastore import Entity, JsonRow
 from ...datastore.wire import WireError, decode_line, entity_line, json_row_line
 from ...errors import UserError
 from ..base import CourseInfo
+from ..protocol import API, MAX_BATCH_BYTES
 
 log = logging.getLogger("courseport.remote")
 
 DEFAULT_PORT = 8081
-API = "/api/v1"
-#: the API's limits (server/api.py): rows and bytes of one put, keys of one request
-MAX_ITEMS = 20_000
-MAX_BATCH_BYTES = 32 << 20
+#: the bytes of one put this client sends: half the server's limit
+SEND_BYTES = MAX_BATCH_BYTES // 2
 RETRIES = 5
 #: batches of puts on their way at once
 IN_FLIGHT = 2
 
 
 class RemoteError(UserError):
-    """A server that cannot be reached, refuses, or answers what it should not."""
+    """A server that cannot be reached, refuses, or answers what it should not;
+    ``status`` is the HTTP status of a refusal."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RemoteCourseNotFound(RemoteError, LookupError):
@@ -203,7 +207,7 @@ class Http:
             429: "",
         }.get(status, "")
         error = RemoteCourseNotFound if status == 404 else RemoteError
-        raise error(f"{self.base_url} refused ({status}): {message}{fix}")
+        raise error(f"{self.base_url} refused ({status}): {message}{fix}", status)
 
 
 def _tls_context(ca_file: str) -> ssl.SSLContext:
