@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .._locks import LockedError
+from ..courses.site import Course
 from ..courses.site import Site as Courses
-from ..courses.vfs import MAX_FILE_SIZE, normalize_path
+from ..courses.vfs import MAX_FILE_SIZE
 from ..datastore import Backend, BadCursorError, Entity, Key, lease
 from ..datastore.wire import (
     WireError,
@@ -265,25 +266,24 @@ class Api:
 
     # --- course files -------------------------------------------------------
 
-    async def _course(self, request: Request) -> CourseInfo:
-        return await run_in_threadpool(self.site.course, _param(request, "prefix"))
+    async def _course(self, request: Request) -> Course:
+        """The course the request names (resolved by its rule: its course.yaml is not read)."""
+        return await run_in_threadpool(self.courses.course, _param(request, "prefix"))
 
     async def files(self, request: Request, who: Account) -> Response:
         course = await self._course(request)
         if request.query_params.get("all"):
-            return JSONResponse({"paths": await run_in_threadpool(self.site.file_paths, course)})
+            return JSONResponse({"paths": await run_in_threadpool(course.fs.list)})
 
         def infos() -> list[dict]:
             with self.site.reading() as reading:
-                return [{"path": i.path, "size": i.size, "is_draft": i.is_draft} for i in reading.files(course)]
+                return [{"path": i.path, "size": i.size, "is_draft": i.is_draft}
+                        for i in reading.files(course_info(course))]
         return JSONResponse({"files": await run_in_threadpool(infos)})
 
     async def read_file(self, request: Request, who: Account) -> Response:
         course, path = await self._course(request), _param(request, "path")
-
-        def read() -> bytes | None:
-            return self.site._course(course).fs.get(path)
-        data = await run_in_threadpool(read)
+        data = await run_in_threadpool(course.fs.get, path)
         if data is None:
             raise ApiError(404, f"course {course.slug} has no file {path}")
         return Response(data, media_type="application/octet-stream")
@@ -295,19 +295,14 @@ class Api:
         if draft_text not in drafts:
             raise ApiError(400, "draft is true, false or none")
         data = await _body(request, MAX_FILE_SIZE)
-        if not course.editable:
+        if not course.fs.editable:
             raise ApiError(409, f"course {course.slug} is a read-only folder course")
-        try:
-            path = normalize_path(path)
-        except ValueError as exc:
-            raise ApiError(400, str(exc)) from None
-        await run_in_threadpool(self.site.write_file, course, path, data, drafts[draft_text])
-        return JSONResponse({"path": path, "size": len(data)})
+        info = await run_in_threadpool(lambda: course.fs.put(path, data, is_draft=drafts[draft_text]))
+        return JSONResponse({"path": info.path, "size": info.size})
 
     async def delete_file(self, request: Request, who: Account) -> Response:
         course, path = await self._course(request), _param(request, "path")
-        removed = await run_in_threadpool(lambda: self.site._course(course).fs.delete(path))
-        return JSONResponse({"deleted": bool(removed)})
+        return JSONResponse({"deleted": bool(await run_in_threadpool(course.fs.delete, path))})
 
     # --- the writer lease (the store lock, for clients that are not on this machine) ---
 
