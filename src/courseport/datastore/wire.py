@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Iterator, Sequence
 
-from .._json import MAX_DEPTH, describe_failure, depth_exceeded, dumps
+from .._json import MAX_DEPTH, depth_exceeded, describe_failure, dumps
 from .backend import JsonRow
 from .entity import Entity
 from .keys import Key
@@ -72,11 +72,11 @@ def _line(key: Key, data: str, signature: dict[str, Any]) -> str:
     return f'{{"k":{dumps(key_to_json(key))},"s":{sig},"d":{data}}}'
 
 
-def encode_lines(rows: Sequence[Entity | JsonRow]) -> bytes:
-    """Entities or JsonRows as wire lines (pure: runs in a worker process)."""
-    return "".join(
-        (entity_line(row) if isinstance(row, Entity) else json_row_line(row)) + "\n" for row in rows
-    ).encode("utf-8")
+def wire_lines(rows: Sequence[Entity | JsonRow]) -> list[bytes]:
+    """Entities or JsonRows as wire lines, one each with its newline (pure and
+    picklable: runs in worker processes)."""
+    return [(entity_line(row) if isinstance(row, Entity) else json_row_line(row)).encode("utf-8") + b"\n"
+            for row in rows]
 
 
 def _int64(text: str) -> int:

@@ -15,10 +15,9 @@ from .transport import (
     RemoteError,
     is_loopback_host,
     server_url,
-    wire_lines,
 )
 
 __all__ = [
     "DEFAULT_PORT", "Credentials", "RemoteCourseNotFound", "RemoteDatastore", "RemoteError", "RemoteSite",
-    "is_loopback_host", "server_url", "wire_lines",
+    "is_loopback_host", "server_url",
 ]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ...courses.vfs import FileInfo
 from ...datastore import Entity, Key, Page
-from ...datastore.wire import key_from_json, key_to_json
+from ...datastore.wire import key_from_json, key_to_json, wire_lines
 from ..base import CourseInfo
 from ..protocol import MAX_ITEMS
 from .transport import (
@@ -15,7 +15,6 @@ from .transport import (
     checked_answers,
     chunks,
     decode_entity,
-    wire_lines,
 )
 
 if TYPE_CHECKING:

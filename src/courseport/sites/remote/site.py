@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Sequence
 from ..._locks import lock_wait
 from ...datastore import Entity, JsonRow, Key
 from ...datastore.client import DatastoreClient
-from ...datastore.wire import key_from_json, key_to_json
+from ...datastore.wire import key_from_json, key_to_json, wire_lines
 from ..base import CourseInfo, JobCourse, Reading, Site
 from ..protocol import API, LEASE_HEADER, MAX_ITEMS
 from .jobs import RemoteCourse, RemoteDatastore
@@ -39,7 +39,6 @@ from .transport import (
     course_info_from,
     decode_entity,
     malformed,
-    wire_lines,
 )
 
 log = logging.getLogger("courseport.remote")
@@ -69,12 +68,6 @@ class RemoteSite(Site):
 
     def course(self, prefix: str) -> CourseInfo:
         return course_info_from(self.http.json("GET", "/course", params={"prefix": prefix}))
-
-    def courses(self) -> list[CourseInfo]:
-        return [course_info_from(c) for c in self.http.json("GET", "/site")["courses"]]
-
-    def create_course(self, prefix: str, title: str | None = None) -> CourseInfo:
-        return course_info_from(self.http.json("POST", "/courses", json={"prefix": prefix, "title": title}))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Reading]:

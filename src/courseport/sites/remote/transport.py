@@ -11,14 +11,14 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 
 from ... import __version__
-from ...datastore import Entity, JsonRow
-from ...datastore.wire import WireError, decode_line, entity_line, json_row_line
+from ...datastore import Entity
+from ...datastore.wire import WireError, decode_line
 from ...errors import UserError
 from ..base import CourseInfo
 from ..protocol import API, MAX_BATCH_BYTES
@@ -231,12 +231,6 @@ def course_info_from(value: dict) -> CourseInfo:
     if not all(isinstance(text, str) for text in fields.values()) or not isinstance(value["editable"], bool):
         raise TypeError(f"a course is strings and a boolean, not {value!r:.100}")
     return CourseInfo(**fields, editable=value["editable"])
-
-
-def wire_lines(rows: Sequence[Entity | JsonRow]) -> list[bytes]:
-    """Rows as the API's wire lines, one each (picklable: runs in worker processes)."""
-    return [(entity_line(row) if isinstance(row, Entity) else json_row_line(row)).encode("utf-8") + b"\n"
-            for row in rows]
 
 
 def chunks(items: list, size: int) -> Iterator[list]:
