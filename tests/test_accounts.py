@@ -90,3 +90,11 @@ def test_emails_that_could_forge_a_sign_in_or_a_listing_are_refused(store, email
 
     with pytest.raises(AccountError, match="is not an email address"):
         Accounts(store).add_user(email, "password123")
+
+
+@pytest.mark.parametrize("args", [("users", "list"), ("users", "add", "a@example.com"),
+                                  ("app-password", "list"), ("app-password", "create", "--email", "a@example.com")])
+def test_account_commands_need_a_store(home: Path, args: tuple) -> None:
+    line = assert_one_line_error(cli_at(home, *args, input="password123\n"))
+    assert "courseport init" in line
+    assert list(home.iterdir()) == []  # nothing was created
