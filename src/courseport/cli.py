@@ -105,6 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--admin", action="store_true", help="an admin (may use the remote API)")
     _add_datastore(user_add)
     _add_datastore(users_sub.add_parser("list", help="list the accounts"))
+    invite = users_sub.add_parser("invite", help="let an email sign up when sign-up is by invitation")
+    invite.add_argument("email", help="the email that may sign up")
+    _add_datastore(invite)
+
+    settings = sub.add_parser("settings", help="show or change site settings, or a course's (docs/server.md)")
+    settings_sub = settings.add_subparsers(dest="settings_command", metavar="ACTION", required=True,
+                                           help="list or set")
+    settings_list = settings_sub.add_parser("list", help="every site setting (or a course's) and its value")
+    settings_list.add_argument("--course", default=None, metavar="PREFIX", help="a course's settings instead")
+    _add_datastore(settings_list)
+    settings_set = settings_sub.add_parser(
+        "set", help="change one: record_events on|off, signup open|invitation; with --course: "
+                    "availability private|registration_required|registration_optional|public, "
+                    "can_record_student_events true|false, title TEXT")
+    settings_set.add_argument("name", help="the setting")
+    settings_set.add_argument("value", help="its new value")
+    settings_set.add_argument("--course", default=None, metavar="PREFIX",
+                              help="change this course's course.yaml instead of a site setting")
+    _add_datastore(settings_set)
 
     app_pw = sub.add_parser("app-password", help="create, list or revoke app-specific passwords")
     app_sub = app_pw.add_subparsers(dest="app_password_command", metavar="ACTION", required=True,
@@ -247,6 +266,9 @@ def cmd_users(args: argparse.Namespace) -> int:
             account = accounts.add_user(args.email, _read_new_password(args.email), admin=args.admin)
             _out(f"added {account.email}{' (admin)' if account.admin else ''}")
             return 0
+        if args.users_command == "invite":
+            _out(f"invited {accounts.invite(args.email)}: it may now sign up at /accounts/signup")
+            return 0
         for account in accounts.users():
             _out(f"{account.email}\t{'admin' if account.admin else 'learner'}")
     return 0
@@ -272,7 +294,42 @@ def cmd_app_password(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "users": cmd_users, "app-password": cmd_app_password, "verify": cmd_verify, "init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
+def cmd_settings(args: argparse.Namespace) -> int:
+    from .courses.settings import COURSE_SETTINGS, availability, dump_course_yaml, with_course_setting
+    from .courses.site import Site
+    from .courses.site_settings import SETTINGS, SiteSettings
+
+    with open_store(args.datastore, create=False) as store:
+        if args.course is None:
+            site = SiteSettings(store)
+            if args.settings_command == "set":
+                value = site.set(args.name, args.value)
+                _out(f"{args.name} = {_shown(value)}")
+                return 0
+            for name, value in site.all().items():
+                _out(f"{name}\t{_shown(value)}\t{SETTINGS[name].help}")
+            return 0
+        course = Site(store).course(args.course)
+        settings = course.settings()
+        if args.settings_command == "set":
+            settings = with_course_setting(settings, args.name, args.value)
+            course.save_settings_text(dump_course_yaml(settings))
+        found = settings.get("course")
+        section: dict = found if isinstance(found, dict) else {}
+        values = {"availability": availability(settings),
+                  "can_record_student_events": section.get("can_record_student_events", True),
+                  "title": section.get("title", "")}
+        for name in COURSE_SETTINGS:
+            if args.settings_command == "list" or name == args.name:
+                _out(f"{course.slug} {name} = {_shown(values[name])}")
+    return 0
+
+
+def _shown(value: object) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+COMMANDS = {"settings": cmd_settings, "serve": cmd_serve, "users": cmd_users, "app-password": cmd_app_password, "verify": cmd_verify, "init": cmd_init, "courses": cmd_courses, "populate": cmd_populate, "status": cmd_status}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

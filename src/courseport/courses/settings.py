@@ -156,3 +156,36 @@ def availability(settings: dict) -> str:
 def _mapping(settings: dict, key: str) -> dict:
     value = settings.get(key)
     return value if isinstance(value, dict) else {}
+
+
+#: course settings ``courseport settings set --course`` changes, and how each is written
+COURSE_SETTINGS = ("availability", "can_record_student_events", "title")
+
+
+def with_course_setting(settings: dict, name: str, value: str) -> dict:
+    """A copy of ``settings`` with one setting changed as Course Builder's
+    dashboard writes it (spec §8.4): ``availability`` sets its three flags."""
+    changed = dict(settings)
+    course = dict(_mapping(changed, "course"))
+    if name == "availability":
+        if value not in AVAILABILITY_PRESETS:
+            raise CourseSettingsError(
+                f"availability {value!r} is not one of: {', '.join(AVAILABILITY_PRESETS)}")
+        now_available, browsable, can_register = AVAILABILITY_PRESETS[value]
+        reg_form = dict(_mapping(changed, "reg_form"))
+        course["now_available"], course["browsable"] = now_available, browsable
+        reg_form["can_register"] = can_register
+        changed["reg_form"] = reg_form
+    elif name == "can_record_student_events":
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise CourseSettingsError(f"can_record_student_events is true or false, not {value!r}")
+        course[name] = lowered == "true"
+    elif name == "title":
+        if not value.strip() or not value.isprintable():
+            raise CourseSettingsError("a course title is one line of printable text")
+        course["title"] = value
+    else:
+        raise CourseSettingsError(f"no course setting {name!r} (course settings: {', '.join(COURSE_SETTINGS)})")
+    changed["course"] = course
+    return changed

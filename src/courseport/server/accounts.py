@@ -29,6 +29,7 @@ from ..errors import UserError
 ACCOUNT = "CourseportAccount"
 APP_PASSWORD = "CourseportAppPassword"
 THROTTLE = "CourseportSignInThrottle"
+INVITATION = "CourseportInvitation"
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # 16 MiB a hash
 _TOKEN_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o, 1/l: read off a screen
@@ -119,7 +120,23 @@ class Accounts:
         self.store.put(Entity(key, {
             "email": email, "admin": admin, "password_hash": hash_password(password), "created": _now(),
         }))
+        self.store.delete(self._key(INVITATION, email))
         return Account(email, admin)
+
+    def invite(self, email: str) -> str:
+        """Let ``email`` sign up when sign-up is by invitation; the normalized email."""
+        email = normalize_email(email)
+        if self.account(email) is not None:
+            raise AccountError(f"{email} already has an account")
+        self.store.put(Entity(self._key(INVITATION, email), {"email": email, "created": _now()}))
+        return email
+
+    def invited(self, email: str) -> bool:
+        try:
+            email = normalize_email(email)
+        except AccountError:
+            return False
+        return self.store.get(self._key(INVITATION, email)) is not None
 
     def account(self, email: str) -> Account | None:
         try:
