@@ -78,7 +78,7 @@ def test_cli_no_stdin_aborts(two_courses: Path) -> None:
 
 def test_delete_datastore_twice(two_courses: Path) -> None:
     first = etl("delete", "datastore", "/other", "local", "--batch_size", "1", stdin="YES, DELETE\n")
-    assert first.rows["EventEntity"] == 179 and not first.course_removed
+    assert first.rows["EventEntity"] == 185 and not first.course_removed
     second = etl("delete", "datastore", "/other", "local", stdin="YES, DELETE\n")
     assert second.rows == {}
     with SqliteBackend(db_path(two_courses), create=False) as store:
@@ -145,7 +145,8 @@ from conftest import cli_env
 
 #: the kinds of /sample in ``sample_template`` (checked by the test that uses them)
 SAMPLE_KINDS = ["EventEntity", "FileDataEntity", "FileMetadataEntity", "QuestionEntity", "Student",
-                "StudentAnswersEntity", "StudentPropertyEntity"]
+                "StudentAnswersEntity", "StudentEnrollmentEventEntity", "StudentPreferencesEntity",
+                "StudentPropertyEntity", "Submission"]
 
 
 def _listed(stdout: str) -> list[str]:

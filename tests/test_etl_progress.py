@@ -249,19 +249,19 @@ def test_upload_shows_progress_before_its_commit(sample_home: Path) -> None:
     status, stdout, stderr = run_in_pty(sample_home, ["upload", "datastore", "/copy", "local", "--archive_path",
                                                       archive, "--batch_size", "10"], wrapper=SLOW_UPLOAD)
     assert status == 0, stderr
-    assert "uploaded datastore /copy: 246 entities" in stdout
+    assert "uploaded datastore /copy: 310 entities" in stdout
     before, marker, after = stderr.partition("<<COMMITTED>>")
     assert marker, stderr
     live = redraws(before)
     assert max(map(columns, live)) <= 79
     counts = [int(m.group(1).replace(",", "")) for line in live
-              if line.startswith("EventEntity") and (m := re.search(r"\| ([\d,]+)/179 \[", line))]
-    assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 179, live  # live, rising
+              if line.startswith("EventEntity") and (m := re.search(r"\| ([\d,]+)/185 \[", line))]
+    assert len(counts) >= 3 and counts == sorted(counts) and counts[0] < 185, live  # live, rising
     assert any("ETA" in line or "<" in line for line in live if line.startswith("EventEntity"))
     assert not re.search(r"EventEntity .* in \d", before)  # the kind's final line waits for the commit
     final = redraws(after)
-    assert any(re.search(r"^EventEntity .*179/179 in \d+\.\ds, [\d,]+/s$", line) for line in final), final
-    assert re.search(r"committed 246 entities in \d+\.\ds \([\d,]+ entities/s\)", final[-1]), final
+    assert any(re.search(r"^EventEntity .*185/185 in \d+\.\ds, [\d,]+/s$", line) for line in final), final
+    assert re.search(r"committed 310 entities in \d+\.\ds \([\d,]+ entities/s\)", final[-1]), final
 
 
 def test_a_refusal_mid_bar_is_on_a_line_of_its_own(sample_home: Path) -> None:

@@ -364,11 +364,11 @@ def test_upload_resume_after_an_interrupted_batch(sample_home: Path, tmp_path: P
         with pytest.raises(_Interrupt):
             etl("upload", "datastore", "/target", "local", "--archive_path", archive)
     with SqliteBackend(db_path(sample_home), create=False) as store:
-        assert store.count("EventEntity", "ns_target") == 179 and store.count("Student", "ns_target") == 20
+        assert store.count("EventEntity", "ns_target") == 185 and store.count("Student", "ns_target") == 20
         assert store.count("StudentPropertyEntity", "ns_target") == 0
     result = etl("upload", "datastore", "/target", "local", "--archive_path", archive, "--resume")
     assert result.rows["StudentPropertyEntity"] == 20 and result.rows["Student"] == 0
-    assert result.skipped.get("EventEntity") == 179 and result.skipped.get("Student") == 20
+    assert result.skipped.get("EventEntity") == 185 and result.skipped.get("Student") == 20
     assert _rows(sample_home, "/target", tmp_path) == _rows(sample_home, "/sample", tmp_path)
 
 

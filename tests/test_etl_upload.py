@@ -112,7 +112,7 @@ def test_upload_from_a_directory_archive(sample_home: Path, tmp_path: Path) -> N
         "--datastore_types", "Student,EventEntity")
     _add_course(sample_home, "/copy")
     result = etl("upload", "datastore", "/copy", "local", "--archive_path", folder)
-    assert result.rows == {"EventEntity": 179, "Student": 20}
+    assert result.rows == {"EventEntity": 185, "Student": 20}
 
 
 def test_upload_datastore_types_and_exclude_types(sample_home: Path, datastore_archive: Path) -> None:

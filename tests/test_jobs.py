@@ -288,7 +288,7 @@ def test_user_defined_course_job(sample_home: Path, job_module: Path, tmp_path: 
     assert proc.stdout == "COUNTED\n"
     assert json.loads(out.read_text()) == {
         "slug": "/sample", "namespace": "ns_sample", "title": "An Introduction to Data Privacy",
-        "count": 179, "kind": "EventEntity", "shout": True, "batch_size": 5,
+        "count": 185, "kind": "EventEntity", "shout": True, "batch_size": 5,
         "port": 9091, "log_level": "WARNING"}  # the job sees every flag of its command line
 
 

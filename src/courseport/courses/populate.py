@@ -1,27 +1,64 @@
 """Synthetic learners: what a real cohort leaves behind, in Course Builder's shapes.
 
-``populate(course, students=N, seed=S)`` writes N enrolled students with
-their Student, StudentAnswersEntity (for each HTML assessment), a
-StudentPropertyEntity of progress, and about ten EventEntity rows each
-(spec §3.3–§3.6, §5). The same seed gives the same data, byte for byte:
-times come from the seed, not the clock.
+``populate(course, students=N, seed=S)`` simulates N learners going through
+the course server: each registers, sees the course page, reads a few lessons
+(watching videos, following links) and takes the HTML assessments, sometimes
+twice. Their rows are made by the server's own builders
+(:mod:`courseport.courses.learning.records`) and progress by the server's
+tracker (:class:`~courseport.courses.learning.progress.Progress` over the
+course's :class:`~courseport.courses.learning.outline.Outline`), so a
+synthetic learner leaves exactly the kinds, properties and value shapes a
+real one does (spec §1.8, §3.2–§3.4, §5.8, §6.3, §6.5, §7.3): Student,
+StudentEnrollmentEventEntity, StudentPreferencesEntity, the progress
+StudentPropertyEntity, StudentAnswersEntity and a Submission per assessment
+taken, and about ten EventEntity rows. (The default-namespace
+PersonalProfile is not written: it is not part of the course.)
+
+Every builder is a pure function of its inputs, so learners who do the same
+thing (enter the same page from the same place, post the same answers, make
+the same progress) get the data text the builders made for the first of them
+(see ``_Memo``): that keeps populate fast without a second copy of any shape.
+
+The same seed gives the same data, byte for byte: times come from the seed,
+not the clock.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
 import datetime as _dt
+import functools
 import json
+import math
 import os
 import random
 import re
+import unicodedata
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from .._json import dumps
 from .._workers import can_fork, worker_pool
 from ..datastore import Entity, Key, Text
 from ..errors import UserError
+from .learning.outline import Outline
+from .learning.progress import Progress
+from .learning.records import (
+    LAST_SEEN_EVERY,
+    User,
+    enrich,
+    enrollment_event_row,
+    event_row,
+    merged_answers,
+    merged_scores,
+    preferences_row,
+    progress_row,
+    py2_round,
+    student_row,
+    submission_row,
+    unix_seconds,
+)
 from .site import Course
 
 FIRST_NAMES = (
@@ -34,15 +71,16 @@ LAST_NAMES = (
     "Ivanova", "Jensen", "Kim", "López", "Mensah", "Nakamura", "Okafor", "Petrov",
     "Quispe", "Rossi", "Santos", "Tanaka", "Usman", "Varga", "Wójcik", "Yilmaz", "Zhang",
 )
+# (X-AppEngine-Country, -Region, -City, lat, long, Accept-Language): what the server sees of a learner
 PLACES = (
-    ("US", "ca", "mountain view", 37.386, -122.084, "en-US,en;q=0.8", "en_US"),
-    ("GB", "eng", "london", 51.507, -0.128, "en-GB,en;q=0.9", "en_US"),
-    ("IN", "ka", "bangalore", 12.972, 77.594, "en-IN,en;q=0.8,hi;q=0.6", "en_US"),
-    ("BR", "sp", "sao paulo", -23.551, -46.633, "pt-BR,pt;q=0.9,en;q=0.5", "pt_BR"),
-    ("DE", "be", "berlin", 52.520, 13.405, "de-DE,de;q=0.9,en;q=0.6", "de_DE"),
-    ("NG", "la", "lagos", 6.524, 3.379, "en-NG,en;q=0.8", "en_US"),
-    ("JP", "13", "tokyo", 35.690, 139.692, "ja-JP,ja;q=0.9,en;q=0.4", "ja_JP"),
-    ("MX", "cmx", "mexico city", 19.433, -99.133, "es-MX,es;q=0.9,en;q=0.5", "es_MX"),
+    ("US", "ca", "mountain view", 37.386, -122.084, "en-US,en;q=0.8"),
+    ("GB", "eng", "london", 51.507, -0.128, "en-GB,en;q=0.9"),
+    ("IN", "ka", "bangalore", 12.972, 77.594, "en-IN,en;q=0.8,hi;q=0.6"),
+    ("BR", "sp", "sao paulo", -23.551, -46.633, "pt-BR,pt;q=0.9,en;q=0.5"),
+    ("DE", "be", "berlin", 52.520, 13.405, "de-DE,de;q=0.9,en;q=0.6"),
+    ("NG", "la", "lagos", 6.524, 3.379, "en-NG,en;q=0.8"),
+    ("JP", "13", "tokyo", 35.690, 139.692, "ja-JP,ja;q=0.9,en;q=0.4"),
+    ("MX", "cmx", "mexico city", 19.433, -99.133, "es-MX,es;q=0.9,en;q=0.5"),
 )
 USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
@@ -57,13 +95,19 @@ LINKS = (
     "https://example.com/k-anonymity-paper",
     "https://example.com/course-forum",
 )
+HOST = "http://localhost:8081"  # where the simulated pages were served
 COHORT_START = _dt.datetime(2026, 9, 1, 8, 0, 0)
 BATCH = 20_000  # rows a transaction: fewer commits, fewer WAL copies of hot pages
 CHUNK = 500  # learners per worker job
+SKIP_ASSESSMENT = 0.25  # chance a learner never takes an assessment
+RETAKE = 0.2  # chance a learner who took an auto-graded assessment takes it again
 
-_QUESTION_TAG = re.compile(r'<question\s+quid="(\d+)"\s+instanceid="([^"]+)"')
+_QUESTION_TAG = re.compile(r"<question\b([^>]*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([A-Za-z_-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _USER_ID_SPAN = 10**20
-_USER_ID_STEP = 61_803_398_874_989_484_821  # odd and not a multiple of 5: a bijection mod 10**20
+_USER_ID_GAP = 10**11  # ids of consecutive learners are less than two gaps apart
+_MASK64 = (1 << 64) - 1
+_MS = _dt.timedelta(milliseconds=1)
 
 
 class PopulateError(UserError, ValueError):
@@ -75,29 +119,82 @@ class Question:
     instance_id: str
     quid: int
     kind: int  # 0 multiple choice, 1 short answer
-    choices: int = 0
-    correct: int = 0
-    answer: str = ""
+    weight: float = 1.0
+    choice_scores: list[float] = field(default_factory=list)  # multiple choice
+    correct: int = 0  # multiple choice: the best choice
+    graders: list[tuple[str, str, float]] = field(default_factory=list)  # short answer: (matcher, response, score)
+    answer: str = ""  # short answer: a response the first grader accepts
 
 
 @dataclass
 class Assessment:
     unit_id: int
     questions: list[Question]
+    human_graded: bool = False
+    parent: str | None = None  # the unit whose pre/post assessment this is
 
 
 @dataclass
 class Structure:
-    """What of the course a learner walks through."""
+    """What of the course a learner walks through (picklable: it goes to the workers)."""
 
     slug: str
     lessons: list[tuple[int, int, str]]  # (unit_id, lesson_id, video id)
     assessments: list[Assessment]
+    outline: Outline
+    locale: str = "en_US"
     units: list[int] = field(default_factory=list)
+    #: names this structure in a process's memos (each job a worker runs brings its own copy)
+    memo_token: str = field(default_factory=lambda: uuid.uuid4().hex, repr=False, compare=False)
+
+
+@dataclass
+class _Post:
+    """An assessment POST as the client makes it from a set of responses, and what
+    the server makes of it that does not depend on the learner."""
+
+    score_text: str
+    answers: dict
+    score: int  # as POST /answer rounds it
+    answers_text: str  # StudentAnswersEntity data when this is the learner's first submission
+    event: Entity | None = None  # the submit-assessment row of the first learner who posted it
+    submission: Entity | None = None  # and their Submission
+
+
+class _Memo:
+    """What this process has computed for one structure, reused by learners who do the
+    same thing: every builder involved is a pure function of its inputs, so a learner
+    gets exactly the rows (data text included) that building them afresh would give."""
+
+    # entries kept in each table: a few MB at most
+    PROGRESS, EVENTS, POSTS = 4096, 8192, 2048
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.progress: dict[tuple, tuple[Text | None, int | None]] = {}  # value and last change, by updates
+        self.events: dict[tuple, Entity] = {}  # page event rows by what their data is made of
+        self.posts: dict[tuple, _Post] = {}  # by assessment and responses
+
+
+_memo: _Memo | None = None
+
+
+def _memo_of(structure: Structure) -> _Memo:
+    global _memo
+    if _memo is None or _memo.token != structure.memo_token:
+        _memo = _Memo(structure.memo_token)
+    return _memo
+
+
+def _forget_memo() -> None:
+    global _memo
+    _memo = None
 
 
 def course_structure(course: Course) -> Structure:
+    """The course as the server sees it: one :class:`Outline` (settings and units), built once."""
     data = course.data()
+    outline = Outline(course.settings(), data)
     lessons = [
         (int(unit["unit_id"]), int(lesson["lesson_id"]), lesson.get("video") or "")
         for unit in data.units
@@ -107,39 +204,120 @@ def course_structure(course: Course) -> Structure:
     assessments = []
     for unit in data.units:
         if unit["type"] == "A" and unit.get("html_content"):
-            questions = [
-                _question(course, int(quid), instance)
-                for quid, instance in _QUESTION_TAG.findall(unit["html_content"])
-            ]
-            assessments.append(Assessment(int(unit["unit_id"]), [q for q in questions if q]))
+            questions = []
+            for attributes in _QUESTION_TAG.findall(unit["html_content"]):
+                found = {name.lower(): a if a else b for name, a, b in _ATTRIBUTE.findall(attributes)}
+                quid, instance_id = found.get("quid", ""), found.get("instanceid", "")
+                if quid.isdigit() and instance_id:
+                    question = _question(course, int(quid), instance_id, found.get("weight"))
+                    if question is not None:
+                        questions.append(question)
+            unit_id = int(unit["unit_id"])
+            human = "human" in (unit.get("workflow_yaml") or "")  # as POST /answer decides
+            assessments.append(Assessment(unit_id, questions, human, outline.parent_of(unit_id)))
     units = [int(u["unit_id"]) for u in data.units if u["type"] == "U"]
-    return Structure(course.slug, lessons, assessments, units)
+    course_section = outline.settings.get("course")
+    locale = course_section.get("locale") if isinstance(course_section, dict) else None
+    return Structure(course.slug, lessons, assessments, outline,
+                     locale if isinstance(locale, str) and locale else "en_US", units)
 
 
-def _question(course: Course, quid: int, instance_id: str) -> Question | None:
+def _number(value: Any, default: float = 0.0) -> float:
+    try:
+        parsed = float(value)
+    except (TypeError, ValueError):
+        return default
+    return parsed if math.isfinite(parsed) else default
+
+
+def _question(course: Course, quid: int, instance_id: str, weight: str | None) -> Question | None:
     entity = course.store.get(Key("QuestionEntity", quid, namespace=course.namespace))
     if entity is None:
         return None
     spec = json.loads(entity.get("data") or "{}")
+    question_weight = _number(weight, 1.0) if weight is not None else 1.0
     if spec.get("type") == 0:
-        choices = spec.get("choices") or []
-        correct = max(range(len(choices)), key=lambda i: choices[i].get("score", 0), default=0)
-        return Question(instance_id, quid, 0, choices=len(choices), correct=correct)
-    graders = spec.get("graders") or [{}]
-    return Question(instance_id, quid, 1, answer=graders[0].get("response", "answer"))
+        scores = [_number(c.get("score")) for c in spec.get("choices") or [] if isinstance(c, dict)]
+        correct = max(range(len(scores)), key=lambda i: scores[i], default=0)
+        return Question(instance_id, quid, 0, question_weight, choice_scores=scores, correct=correct)
+    graders = [
+        (str(g.get("matcher") or ""), str(g.get("response") or ""), _number(g.get("score")))
+        for g in spec.get("graders") or [] if isinstance(g, dict)
+    ]
+    answer = graders[0][1] if graders else "answer"
+    if graders and graders[0][0] == "regex":
+        answer = answer.strip("/^$gim")
+    return Question(instance_id, quid, 1, question_weight, graders=graders, answer=answer)
+
+
+def _js_round2(value: float) -> float:
+    """The client's ``roundToTwoDecimalPlaces``: ``Math.round(value * 100) / 100``."""
+    return math.floor(value * 100 + 0.5) / 100
+
+
+def _js_number(value: float) -> int | float:
+    """A number as ``JSON.stringify`` writes it: whole numbers without a decimal point."""
+    return int(value) if value.is_integer() else value
+
+
+def _sa_score(graders: list[tuple[str, str, float]], response: str) -> float:
+    """The client's short-answer grade: the first accepting grader's score, in [0, 1]."""
+    for matcher, expected, score in graders:
+        if matcher == "case_insensitive":
+            accepted = expected.lower() == response.lower()
+        elif matcher == "numeric":
+            accepted = _number(expected, math.nan) == _number(response, math.inf)
+        elif matcher == "regex":
+            slashed = re.search(r"/(.*)/([gim]*)", expected)
+            pattern, flags = (slashed.group(1), re.I if "i" in slashed.group(2) else 0) if slashed else (expected, 0)
+            try:
+                accepted = re.search(pattern, response, flags) is not None
+            except re.error:
+                accepted = False
+        else:
+            accepted = False
+        if accepted:
+            return min(max(score, 0.0), 1.0)
+    return 0.0
+
+
+@functools.lru_cache(maxsize=16)
+def _cohort_offset(seed: int) -> int:
+    return random.Random(f"cohort-{seed}").randrange(_USER_ID_SPAN)
 
 
 def user_id_for(seed: int, index: int) -> str:
-    """A unique 21-digit user id for learner ``index`` of cohort ``seed``."""
-    offset = random.Random(f"cohort-{seed}").randrange(_USER_ID_SPAN)
-    return str(_USER_ID_SPAN + (index * _USER_ID_STEP + offset) % _USER_ID_SPAN)
+    """A unique 21-digit user id for learner ``index`` of cohort ``seed`` (for up to 10**9 learners).
+
+    Ids grow with ``index`` (for the first 9 * 10**8) by random-looking steps:
+    the rows keyed by user id (Student, progress, preferences, answers,
+    Submission) are then written near the end of their kind's range, not all
+    over it, which keeps writing fast.
+    """
+    offset = _cohort_offset(seed)
+    jitter = _mix(index ^ offset) % _USER_ID_GAP
+    return str(_USER_ID_SPAN + (offset // 10 + index * _USER_ID_GAP + jitter) % _USER_ID_SPAN)
+
+
+def _mix(value: int) -> int:
+    """SplitMix64's finaliser: 64 well-mixed bits from any integer."""
+    value &= _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
 
 
 class _Learner:
-    """Generates one learner's entities from a private random stream."""
+    """One learner's visit to the course server, simulated from a private random stream.
+
+    What each request would store goes through the server's builders; the
+    rows kept are those the store holds at the end (the last version of
+    each keyed row, every event row).
+    """
 
     def __init__(self, structure: Structure, seed: int, index: int, namespace: str) -> None:
         self.s = structure
+        self.memo = _memo_of(structure)
         self.rng = random.Random(seed * 1_000_003 + index)
         self.index = index
         self.ns = namespace
@@ -147,152 +325,271 @@ class _Learner:
         self.place = self.rng.choice(PLACES)
         self.agent = self.rng.choice(USER_AGENTS)
         self.clock = COHORT_START + _dt.timedelta(seconds=self.rng.randrange(60 * 86400))
-        self.progress: dict[str, int] = {}
+        # progress updates, in order, and when each was made: replayed through
+        # Progress at the end (see progress_entity)
+        self.updates: list[tuple[str, ...]] = []
+        self.updated_at: list[_dt.datetime] = []
+        self.last_seen: _dt.datetime | None = None
+        self.last_location = ""
+        self.scores: str | None = None
+        self.answers: str | None = None
+        self.answers_on: _dt.datetime | None = None
+        self.submissions: dict[str, Entity] = {}
+        self.events: list[Entity] = []
 
     def tick(self, low: int, high: int) -> _dt.datetime:
-        self.clock += _dt.timedelta(seconds=self.rng.randrange(low, high), microseconds=self.rng.randrange(10**6))
+        """Move the clock on by ``low`` to ``high`` seconds (microsecond steps)."""
+        self.clock += _dt.timedelta(microseconds=int((low + self.rng.random() * (high - low)) * 1e6))
         return self.clock
+
+    def token(self, issued: _dt.datetime) -> str:
+        """An XSRF token as Course Builder shapes it: ``<unix seconds>/<urlsafe base64 of 16 bytes>``."""
+        digest = base64.urlsafe_b64encode(self.rng.getrandbits(128).to_bytes(16, "big")).decode("ascii")
+        return f"{unix_seconds(issued)}/{digest}"
+
+    # --- what the server does for each request --------------------------------------
+
+    def saw_page(self, path_qs: str, when: _dt.datetime) -> None:
+        """An enrolled learner's page GET: ``last_seen_on`` (daily) and ``last_location`` (spec §1.8, §3.6)."""
+        if self.last_seen is None or when - self.last_seen > LAST_SEEN_EVERY:
+            self.last_seen = when
+        self.last_location = f"{self.s.slug}/{path_qs}"
+
+    def page_event(self, source: str, payload: dict, path_qs: str, when: _dt.datetime, *, same: bool = True) -> None:
+        """``rest/events`` from a page: the client's payload (with ``location`` and
+        ``loc.page_locale``), enriched as the server does (spec §7.1, §7.3).
+
+        Many learners send the same payload from the same place and browser:
+        unless ``same`` is false (a payload unlikely to repeat), the row is
+        built once and its copies differ only in time and user.
+        """
+        memo = self.memo.events
+        memo_key: tuple = (source, path_qs, self.place, self.agent, *payload.items()) if same else ()
+        template = memo.get(memo_key) if same else None
+        if template is not None:
+            self.events.append(_copy(template, when, self.user_id))
+            return
+        country, region, city, lat, lon, language = self.place
+        locale = self.s.locale
+        payload["location"] = f"{HOST}{self.s.slug}/{path_qs}"
+        payload["loc"] = {"page_locale": locale}
+        enrich(payload, page_locale=locale, locale=locale, language=language, country=country, region=region,
+               city=city, latlong=(lat, lon), user_agent=self.agent)
+        row = event_row(self.ns, source, self.user_id, payload, when)
+        if same and len(memo) < _Memo.EVENTS:
+            memo[memo_key] = row
+        self.events.append(row)
+
+    def submit(self, assessment: Assessment, post: _Post, when: _dt.datetime) -> None:
+        """``POST /answer`` (spec §6.5), as :meth:`Learners.submit` stores it."""
+        unit_id = str(assessment.unit_id)
+        answers = post.answers
+        self.scores, _ = merged_scores(self.scores, unit_id, post.score)
+        self.answers = post.answers_text if self.answers is None else merged_answers(self.answers, unit_id, answers)
+        self.answers_on = when
+        if post.event is None:
+            post.event = event_row(self.ns, "submit-assessment", self.user_id, {
+                "type": f"assessment-{unit_id}", "values": answers, "location": "AnswerHandler"}, when)
+            self.events.append(post.event)
+        else:
+            self.events.append(_copy(post.event, when, self.user_id))
+        if not assessment.human_graded or unit_id not in self.submissions:
+            if post.submission is None:
+                post.submission = row = submission_row(self.ns, unit_id, self.user_id, answers, when)
+            else:  # the same contents as an earlier learner's: the text the builder made then
+                row = submission_row(self.ns, unit_id, self.user_id, None, when)
+                row["contents"] = post.submission["contents"]
+            self.submissions[unit_id] = row
+            self.update_progress(("s", unit_id), when)
+
+    def update_progress(self, update: tuple[str, ...], when: _dt.datetime) -> None:
+        """A progress update the server makes at ``when``: ``("h", unit, lesson)``,
+        a lesson page viewed, or ``("s", assessment)``, an assessment submitted."""
+        self.updates.append(update)
+        self.updated_at.append(when)
+
+    def progress_entity(self) -> Entity:
+        """The progress row after this learner's updates, by the server's tracker.
+
+        A learner's updates are one of few sequences, so the values each leaves
+        (and which update last changed them) are computed once per sequence,
+        and their text is the one the builder made for the first learner."""
+        updates = tuple(self.updates)
+        memo = self.memo.progress
+        found = memo.get(updates)
+        if found is not None:
+            value, last = found
+            row = progress_row(self.ns, self.user_id, None, self.updated_at[last] if last is not None else None)
+            row["value"] = value
+            return row
+        progress, last = Progress(self.s.outline), None
+        for index, update in enumerate(updates):
+            progress.changed = False
+            if update[0] == "h":
+                progress.html_viewed(update[1], update[2])
+            else:
+                progress.assessment_submitted(update[1])
+            if progress.changed:
+                last = index
+        when = self.updated_at[last] if last is not None else None
+        row = progress_row(self.ns, self.user_id, progress.values or None, when)
+        if len(memo) < _Memo.PROGRESS:
+            memo[updates] = (row["value"], last)
+        return row
+
+    # --- the learner ------------------------------------------------------------------
 
     def entities(self) -> list[Entity]:
         rng = self.rng
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         name = f"{first} {last}"
         email = f"{_ascii(first)}.{_ascii(last)}{self.index}@example.com".lower()
-        enrolled_on = self.tick(0, 60)
-        events = self.events()
-        answers, scores = self.answers()
+        token = self.token(self.clock)  # GET /register
+        enrolled_on = self.tick(5, 120)  # POST /register
+        student = student_row(self.ns, User(email, self.user_id), name,
+                              [("xsrf_token", token), ("form01", name)], enrolled_on)
+        enrolled = enrollment_event_row(self.ns, "enrolled", enrolled_on)
+        # redirected to the course page: the outline is shown, the (empty) progress row made
+        self.saw_page("course", self.tick(0, 2))
+        self.lessons()
+        self.assessments()
+        student["last_seen_on"] = self.last_seen
+        if self.scores is not None:
+            student["scores"] = Text(self.scores)
         out = [
-            Entity(
-                Key("Student", self.user_id, namespace=self.ns),
-                {
-                    "enrolled_on": enrolled_on,
-                    "user_id": self.user_id,
-                    "email": email,
-                    "name": name,
-                    "additional_fields": Text(dumps([["form01", name], ["xsrf_token", self.token(enrolled_on)]])),
-                    "is_enrolled": True,
-                    "last_seen_on": self.clock,
-                    "scores": Text(dumps(scores)) if scores else None,
-                    "labels": "",
-                    "group_id": None,
-                },
-            ),
-            Entity(
-                Key("StudentPropertyEntity", f"{self.user_id}-linear-course-completion", namespace=self.ns),
-                {"updated_on": self.clock, "name": "linear-course-completion", "value": Text(dumps(self.progress))},
-            ),
+            student,
+            enrolled,
+            preferences_row(self.ns, self.user_id, self.last_location),
+            self.progress_entity(),
         ]
-        if answers:
-            out.append(
-                Entity(
-                    Key("StudentAnswersEntity", self.user_id, namespace=self.ns),
-                    {"updated_on": self.clock, "data": Text(dumps(answers))},
-                )
-            )
-        return out + events
+        if self.answers is not None:
+            out.append(Entity(Key("StudentAnswersEntity", self.user_id, namespace=self.ns),
+                              {"updated_on": self.answers_on, "data": Text(self.answers)}))
+        out.extend(self.submissions.values())
+        return out + self.events
 
-    def token(self, when: _dt.datetime) -> str:
-        stamp = int((when - _dt.datetime(1970, 1, 1)).total_seconds())
-        return f"{stamp}/{self.rng.getrandbits(96):024x}"
-
-    def _loc(self) -> dict:
-        country, region, city, lat, lon, language, locale = self.place
-        return {"country": country.upper(), "region": region, "city": city, "lat": lat, "long": lon,
-                "language": language, "locale": locale, "page_locale": locale}
-
-    def _event(self, source: str, data: dict, page: str | None = None) -> Entity:
-        if page is None:
-            text = dumps(data)
-        else:
-            # a learner's location and user agent are the same in every page
-            # event: encoded once, spliced in (what dumps would give)
-            if self._page_tail is None:
-                self._page_tail = dumps({"loc": self._loc(), "user_agent": self.agent})[1:]
-            data["location"] = f"http://localhost:8081{self.s.slug}/{page}"
-            text = dumps(data)[:-1] + ", " + self._page_tail
-        return Entity(
-            Key._make((("EventEntity", None),), self.ns),
-            {"recorded_on": self.tick(5, 900), "source": source, "user_id": self.user_id, "data": Text(text)},
-        )
-
-    _page_tail: str | None = None
-
-    def events(self) -> list[Entity]:
+    def lessons(self) -> None:
         rng = self.rng
-        out: list[Entity] = []
+        outline = self.s.outline
+        records = outline.records_events
         visits = self.s.lessons[: rng.randint(1, max(1, len(self.s.lessons)))] if self.s.lessons else []
         for unit_id, lesson_id, video in visits[: rng.randint(2, 3)]:
             page = f"unit?unit={unit_id}&lesson={lesson_id}"
-            out.append(self._event("enter-page", {}, page))
+            viewed = self.tick(5, 900)
+            lesson = outline.lesson(lesson_id) or {}
+            if records and not lesson.get("manual_progress"):
+                self.update_progress(("h", str(unit_id), str(lesson_id)), viewed)
+            self.saw_page(page, viewed)
+            if not records:
+                continue
+            entered = self.clock = viewed + rng.randrange(150, 2500) * _MS
+            self.page_event("enter-page", {}, page, entered)
             if video:
-                out.append(self._event("tag-youtube-milestone", {
+                self.page_event("tag-youtube-milestone", {
                     "video_id": video, "instance_id": f"yt{lesson_id}", "event_id": 0,
                     "position": rng.choice((30, 60, 90, 120)),
-                }, page))
+                }, page, self.tick(30, 300))
             if rng.random() < 0.4:
-                out.append(self._event("click-link", {"href": rng.choice(LINKS)}, page))
-            out.append(self._event("exit-page", {"duration": rng.randrange(20_000, 900_000)}, page))
-            self.progress[f"u.{unit_id}.l.{lesson_id}"] = 2
-            self.progress[f"u.{unit_id}"] = 1
-        self.progress["r.0"] = 1
-        return out
+                self.page_event("click-link", {"href": rng.choice(LINKS)}, page, self.tick(5, 900))
+            left = self.tick(5, 900)
+            duration = (left - entered) // _MS + rng.randrange(50, 400)
+            self.page_event("exit-page", {"duration": duration}, page, left, same=False)
 
-    def answers(self) -> tuple[dict, dict]:
-        answers: dict = {}
-        scores: dict = {}
+    def assessments(self) -> None:
+        rng = self.rng
+        records = self.s.outline.records_events
         for assessment in self.s.assessments:
-            if self.rng.random() < 0.25 or not assessment.questions:
+            if rng.random() < SKIP_ASSESSMENT or not assessment.questions:
                 continue
-            payload = self.submission(assessment)
-            answers[str(assessment.unit_id)] = payload
-            total = len(assessment.questions)
-            right = sum(payload["individualScores"].values())
-            scores[str(assessment.unit_id)] = round(100.0 * right / total, 2) if total else 0
-            page = f"assessment?name={assessment.unit_id}"
-            self._pending.append(self._event("enter-page", {}, page))
-            self._pending.append(self._event(
-                "submit-assessment",
-                {"type": f"assessment-{assessment.unit_id}", "values": payload, "location": "AnswerHandler"},
-            ))
-            self.progress[f"s.{assessment.unit_id}"] = 2
-        return answers, scores
-
-    _pending: list[Entity]
-
-    def submission(self, assessment: Assessment) -> dict:
-        """An HTML (1.5) assessment submission, as Course Builder stores it."""
-        payload: dict = {"version": "1.5", "answers": {}, "individualScores": {}, "containedTypes": {}}
-        for q in assessment.questions:
-            good = self.rng.random() < 0.7
-            if q.kind == 0:
-                pick = q.correct if good else self.rng.randrange(max(1, q.choices))
-                payload["answers"][q.instance_id] = [pick]
-                payload[q.instance_id] = [i == pick for i in range(q.choices)]
-                payload["individualScores"][q.instance_id] = 1 if pick == q.correct else 0
-                payload["containedTypes"][q.instance_id] = "McQuestion"
+            retake = not assessment.human_graded and rng.random() < RETAKE
+            if assessment.parent is None:
+                page = f"assessment?name={assessment.unit_id}"
             else:
-                response = q.answer.strip("/^$i") if good else self.rng.choice(("not sure", "hashing", "encryption"))
-                payload["answers"][q.instance_id] = response
-                payload[q.instance_id] = {"response": response}
-                payload["individualScores"][q.instance_id] = 1 if good else 0
-                payload["containedTypes"][q.instance_id] = "SaQuestion"
-        return payload
+                page = f"unit?unit={assessment.parent}&assessment={assessment.unit_id}"
+            for _ in range(2 if retake else 1):
+                viewed = self.tick(5, 900)
+                self.saw_page(page, viewed)
+                if records:
+                    self.clock = viewed + rng.randrange(150, 2500) * _MS
+                    self.page_event("enter-page", {}, page, self.clock)
+                post = self.post(assessment)
+                submitted = self.tick(60, 1200)
+                self.submit(assessment, post, submitted)
+                if assessment.parent is not None:  # redirected to the confirmation, a GET
+                    self.saw_page(f"{page}&confirmation", self.tick(0, 2))
 
-    def all_entities(self) -> list[Entity]:
-        self._pending = []
-        entities = self.entities()
-        return entities + self._pending
+    def post(self, assessment: Assessment) -> _Post:
+        """This learner's responses to an assessment's questions, and what the client posts."""
+        rng = self.rng
+        responses: list[int | str] = []
+        for q in assessment.questions:
+            good = rng.random() < 0.7
+            if q.kind == 0:
+                choices = len(q.choice_scores)
+                responses.append(q.correct if good or not choices else rng.randrange(choices))
+            else:
+                responses.append(q.answer if good else rng.choice(("not sure", "hashing", "encryption")))
+        key = (assessment.unit_id, *responses)
+        post = self.memo.posts.get(key)
+        if post is None:
+            score_text, answers = graded(assessment, responses)
+            score = 0 if assessment.human_graded else py2_round(score_text)
+            post = _Post(score_text, answers, score, merged_answers(None, str(assessment.unit_id), answers))
+            if len(self.memo.posts) < _Memo.POSTS:
+                self.memo.posts[key] = post
+        return post
 
 
+def graded(assessment: Assessment, responses: list[int | str]) -> tuple[str, dict]:
+    """What the 1.11 client posts for an HTML (1.5) assessment given a response to
+    each question (spec §6.3): the ``score`` field, and the ``answers`` object in
+    the client's key order."""
+    answers: dict = {"version": "1.5", "individualScores": {}, "containedTypes": {}, "answers": {}, "quids": {},
+                     "rawScore": 0, "totalWeight": 0, "percentScore": 0.0}
+    states: dict = {}
+    score, total = 0.0, 1e-12
+    for q, response in zip(assessment.questions, responses):
+        if q.kind == 0:
+            assert isinstance(response, int)
+            choices = len(q.choice_scores)
+            picked = [response] if choices else []
+            grade = _js_round2(min(max(sum(q.choice_scores[i] for i in picked), 0.0), 1.0))
+            answers["answers"][q.instance_id] = picked
+            states[q.instance_id] = [i == response for i in range(choices)]
+            answers["containedTypes"][q.instance_id] = "McQuestion"
+        else:
+            assert isinstance(response, str)
+            grade = _sa_score(q.graders, response)
+            answers["answers"][q.instance_id] = response
+            states[q.instance_id] = {"response": response}
+            answers["containedTypes"][q.instance_id] = "SaQuestion"
+        answers["individualScores"][q.instance_id] = _js_number(grade)
+        answers["quids"][q.instance_id] = str(q.quid)
+        score += grade * q.weight
+        total += q.weight
+    percent = score / total * 100.0
+    answers["rawScore"] = _js_number(_js_round2(score))
+    answers["totalWeight"] = _js_number(_js_round2(total))
+    answers["percentScore"] = _js_number(_js_round2(percent))
+    answers.update(states)
+    return f"{percent:.2f}", answers
+
+
+def _copy(row: Entity, when: _dt.datetime, user_id: str) -> Entity:
+    """Another learner's copy of an event row: the same data, their own time and id."""
+    copy = Entity(row.key, row)
+    copy["recorded_on"], copy["user_id"] = when, user_id
+    return copy
+
+
+@functools.lru_cache(maxsize=256)
 def _ascii(text: str) -> str:
-    import unicodedata
-
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
 def learner_entities(structure: Structure, seed: int, start: int, count: int, namespace: str) -> Iterator[Entity]:
     for index in range(start, start + count):
-        yield from _Learner(structure, seed, index, namespace).all_entities()
+        yield from _Learner(structure, seed, index, namespace).entities()
 
 
 def _prepared_chunk(job: tuple[Callable, Structure, int, int, int, str]) -> tuple[Any, dict[str, int]]:
@@ -360,16 +657,19 @@ def populate(
     counts: dict[str, int] = {}
     done = 0
     pending: list = []
-    for prepared, chunk_counts in _run_chunks(jobs, workers):
-        pending.extend(prepared)
-        if len(pending) >= BATCH:
+    try:
+        for prepared, chunk_counts in _run_chunks(jobs, workers):
+            pending.extend(prepared)
+            if len(pending) >= BATCH:
+                store.write_prepared(pending)
+                pending = []
+            for kind, n in chunk_counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+            done = counts.get("Student", 0)
+            if progress:
+                progress(done, students)
+        if pending:
             store.write_prepared(pending)
-            pending = []
-        for kind, n in chunk_counts.items():
-            counts[kind] = counts.get(kind, 0) + n
-        done = counts.get("Student", 0)
-        if progress:
-            progress(done, students)
-    if pending:
-        store.write_prepared(pending)
+    finally:
+        _forget_memo()  # learners made in this process (one worker) leave nothing behind
     return counts
