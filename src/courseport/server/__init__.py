@@ -1,4 +1,4 @@
-"""The course server: the remote API (this issue), learner and admin pages (next).
+"""The course server: the remote API, the learner's web (pages, sign-in, events); admin pages next.
 
 >>> from courseport.server import create_app
 >>> app = create_app("sqlite:///course.db")  # doctest: +SKIP
@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from ..datastore import Backend, open_store
 from .api import Api
 from .auth import AuthPolicy
+from .web.app import Web
 
 #: how ``courseport serve`` tells each worker process what to serve
 ENV_DATASTORE = "COURSEPORT_SERVE_DATASTORE"
@@ -45,6 +46,7 @@ def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> St
     """The server's ASGI application over ``store`` (a --datastore name, or an open Backend)."""
     opened = open_store(store, create=False) if isinstance(store, str) else store
     api = Api(opened, AuthPolicy(allow_insecure_http=allow_insecure_http))
+    web = Web(opened)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,10 +54,11 @@ def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> St
             yield
         finally:
             api.close()
+            web.close()
             if isinstance(store, str):
                 opened.close()
 
-    return Starlette(routes=api.routes(), lifespan=lifespan)
+    return Starlette(routes=api.routes() + web.routes(), lifespan=lifespan)
 
 
 def app_from_environment() -> Starlette:

@@ -1,0 +1,1 @@
+"""The learner-facing web pages of the course server."""

@@ -1,0 +1,111 @@
+"""A learner in tests: an HTTP client with its own cookies, signing up and
+using a real ``courseport serve`` the way a browser without JavaScript does,
+plus what the page's script would post (events, assessment answers)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import cli_at, require_fixtures
+
+PASSWORD = "learner password 1"
+LIVE_COURSE = "live_sample/course_no_static_files.zip"
+_TOKEN = re.compile(r'name="xsrf_token" value="([^"]*)"')
+_EVENT_TOKEN = re.compile(r"var eventXsrfToken = '([^']*)'")
+_ASSESSMENT_TOKEN = re.compile(r'data-xsrf-token="([^"]*)"')
+
+
+def form_token(page: str, action: str | None = None) -> str:
+    """The xsrf_token of the page's form posting to ``action`` (default: the last form's)."""
+    forms = re.findall(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page, re.DOTALL)
+    for target, body in reversed(forms):
+        found = _TOKEN.search(body)
+        if found and (action is None or target == action):
+            return html.unescape(found.group(1))
+    raise AssertionError(f"no form to {action!r} with an xsrf_token in the page: {page[:300]}")
+
+
+def event_token(page: str) -> str:
+    found = _EVENT_TOKEN.search(page)
+    assert found, "no eventXsrfToken in the page"
+    return found.group(1)
+
+
+def assessment_token(page: str) -> str:
+    found = _ASSESSMENT_TOKEN.search(page)
+    assert found, "no assessment token in the page"
+    return html.unescape(found.group(1))
+
+
+class Learner:
+    """One person's browser session against ``base`` (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, base: str, email: str, *, user_agent: str = "courseport-tests/1.0") -> None:
+        self.base = base
+        self.email = email
+        self.http = httpx.Client(base_url=base, follow_redirects=False, timeout=30,
+                                 headers={"User-Agent": user_agent, "Accept-Language": "en-US,en;q=0.8"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, **kwargs)
+
+    def post(self, path: str, data: Any, **kwargs: Any) -> httpx.Response:
+        """A form post; ``data`` may be a list of pairs (repeated names, in order)."""
+        pairs = list(data.items()) if isinstance(data, dict) else list(data)
+        return self.http.post(path, content=urllib.parse.urlencode(pairs).encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"}, **kwargs)
+
+    def sign_up(self, password: str = PASSWORD) -> httpx.Response:
+        page = self.get("/accounts/signup").text
+        return self.post("/accounts/signup", {"xsrf_token": form_token(page), "email": self.email,
+                                              "password": password, "continue": "/"})
+
+    def sign_in(self, password: str = PASSWORD) -> httpx.Response:
+        page = self.get("/accounts/signin").text
+        return self.post("/accounts/signin", {"xsrf_token": form_token(page), "email": self.email,
+                                              "password": password, "continue": "/"})
+
+    def register(self, slug: str, name: str, extra: list[tuple[str, str]] | None = None) -> httpx.Response:
+        page = self.get(f"{slug}/register")
+        assert page.status_code == 200, (page.status_code, page.headers.get("location"))
+        fields = [("xsrf_token", form_token(page.text)), ("form01", name), *(extra or [])]
+        return self.post(f"{slug}/register", fields)
+
+    def event(self, slug: str, source: str, payload: dict, *, token: str, location: str) -> httpx.Response:
+        body = dict(payload)
+        body.setdefault("location", location)
+        body.setdefault("loc", {"page_locale": "en_US"})
+        request = {"source": source, "payload": json.dumps(body), "xsrf_token": token}
+        return self.post(f"{slug}/rest/events", {"request": json.dumps(request)})
+
+    def submit(self, slug: str, unit_id: str, score: str, answers: Any, *, token: str) -> httpx.Response:
+        return self.post(f"{slug}/answer", {"assessment_type": unit_id, "score": score,
+                                            "answers": json.dumps(answers), "xsrf_token": token})
+
+
+def install_live_sample(home: Path, slug: str = "/cbsample", availability: str = "registration_optional") -> None:
+    """Course Builder's own sample course (live_sample), uploaded into a new course at ``slug``."""
+    archive = require_fixtures() / LIVE_COURSE
+    for args in (("courses", "add", slug),
+                 ("upload", "course", slug, "local", "--archive_path", str(archive), "--force_overwrite"),
+                 ("settings", "set", "--course", slug, "availability", availability),
+                 ("settings", "set", "record_events", "on")):
+        proc = cli_at(home, *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+
+
+def copy_home(template: Path, where: Path) -> Path:
+    home = where / "home"
+    shutil.copytree(template, home)
+    return home
