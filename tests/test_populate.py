@@ -384,9 +384,9 @@ def test_rows_have_the_shapes_the_server_writes(cohort, tmp_path: Path) -> None:
         learners = Learners(real, clock=now)
         student = learners.register(User("Ada@Example.com", "1" + "2" * 20), "Ada",
                                     [("xsrf_token", "1790000000/" + "A" * 22 + "=="), ("form01", "Ada")])
-        learners.saw_page(student, "/sample/course", outline_shown=True)
+        learners.saw_page(student["user_id"], "/sample/course", outline_shown=True)
         learners.update_progress(student["user_id"], outline, lambda p: p.html_viewed("1", "2"))
-        learners.saw_page(student, "/sample/unit?unit=1&lesson=2")
+        learners.saw_page(student["user_id"], "/sample/unit?unit=1&lesson=2")
         learners.record_event("enter-page", student["user_id"], {"location": "http://x/sample/unit?unit=1&lesson=2"})
         sample = json.loads(next(iter(_entities(store, "StudentAnswersEntity")))["data"])
         unit_id = next(iter(sample))

@@ -12,9 +12,10 @@ from typing import Iterator
 
 import pytest
 
-from conftest import cli_at
-from servers import Server, start_server
-from web import Learner, install_live_sample
+from pathlib import Path
+
+from servers import Server
+from web import Learner, course_server, home_store
 
 SLUG = "/cbsample"
 CUSTOM_TAG = re.compile(r"<(gcb-[a-z0-9-]+|question|question-group)[\s>/]", re.IGNORECASE)
@@ -22,37 +23,31 @@ SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL | re.IGNORECASE)
 QT_DATA = re.compile(r'<script type="application/json" class="qt-data" data-for="([^"]+)">(.*?)</script>', re.DOTALL)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("crawl") / "home"
-    home.mkdir()
-    assert cli_at(home, "init").returncode == 0
-    install_live_sample(home, SLUG, availability="public")
+def add_files(home: Path) -> None:
     from courseport.courses.site import Site
-    from courseport.datastore import open_store
 
-    with open_store(f"sqlite:///{home / 'courseport.db'}", create=False) as store:
+    with home_store(home) as store:
         fs = Site(store).course(SLUG).fs
         fs.put("/assets/css/extra.css", b"body { color: #123; }")
         fs.put("/assets/js/activity-1.js", b"var activity = [];")
         fs.put("/assets/img/draft.png", b"\x89PNG draft", is_draft=True)
-    running = start_server(home)
-    try:
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with course_server(tmp_path_factory.mktemp("crawl"), live_sample=SLUG, availability="public",
+                       prepare=add_files) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def course_data(server: Server) -> tuple[dict, dict[int, dict], dict[int, dict]]:
     from courseport.courses.site import Site
-    from courseport.datastore import Key, open_store
 
-    with open_store(f"sqlite:///{server.home / 'courseport.db'}", create=False) as store:
+    with home_store(server.home) as store:
         course = Site(store).course(SLUG)
         data = course.data()
         questions = {e.key.id: json.loads(e["data"]) for e in store.query("QuestionEntity", course.namespace)}
         groups = {e.key.id: json.loads(e["data"]) for e in store.query("QuestionGroupEntity", course.namespace)}
-        del Key
     return {"units": data.units, "lessons": data.lessons}, questions, groups
 
 

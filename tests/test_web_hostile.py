@@ -8,7 +8,6 @@ import html
 import json
 import re
 import socket
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -113,3 +112,42 @@ def test_a_slow_half_request_does_not_stop_others(server: Server, student: Learn
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"POST /sample/rest/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nrequest=")
         assert student.get(f"{SLUG}/course").status_code == 200
+
+
+@SETTINGS
+@given(depth=st.integers(80, 5000), constant=st.sampled_from(["NaN", "Infinity", "-Infinity", "1"]))
+def test_deep_or_non_finite_json_is_refused_not_stored(server: Server, student: Learner, depth: int,
+                                                       constant: str) -> None:
+    deep = "[" * depth + constant + "]" * depth
+    page = student.get(f"{SLUG}/assessment?name=13")  # the sample's assessment
+    token = _assessment_token_or_none(page.text)
+    assert token is not None, page.text[:300]
+    answer = student.http.post(f"{SLUG}/answer", data={"assessment_type": "13", "score": "50",
+                                                       "answers": deep, "xsrf_token": token})
+    from courseport.server.web.pages import MAX_POSTED_DEPTH
+
+    assert answer.status_code == (200 if depth <= MAX_POSTED_DEPTH and constant == "1" else 400)
+    event = json.dumps({"source": "enter-page", "payload": json.dumps({"x": None})[:-1] + ', "deep": ' + deep + "}",
+                        "xsrf_token": event_token(student.get(f"{SLUG}/unit?unit=1").text)})
+    assert student.post(f"{SLUG}/rest/events", {"request": event}).status_code in (200, 400)
+    for score in ("nan", "inf", "-inf", "1e999", "", "x"):
+        assert student.http.post(f"{SLUG}/answer", data={"assessment_type": "13", "score": score, "answers": "{}",
+                                                         "xsrf_token": token}).status_code == (200 if score == "" else 400)
+
+
+def _assessment_token_or_none(page: str) -> str | None:
+    found = re.search(r'data-xsrf-token="([^"]+)"', page)
+    return html.unescape(found.group(1)) if found else None
+
+
+def test_dot_segments_in_asset_paths_never_leave_the_course(server: Server) -> None:
+    for path in ("/sample/assets/../course.yaml", "/sample/assets/%2e%2e/course.yaml",
+                 "/sample/assets//etc/passwd", "/sample/assets/img/%00.png"):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        status = int(reply.split(b" ", 2)[1])
+        assert status in (400, 404), (path, reply[:200])
+        assert b"title:" not in reply

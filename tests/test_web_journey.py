@@ -19,9 +19,8 @@ from typing import Iterator
 import pytest
 
 from browser import assert_no_errors, browser_context, screenshot, stub_youtube  # noqa: F401
-from conftest import cli_at
-from servers import Server, start_server
-from web import install_live_sample
+from servers import Server
+from web import course_server, home_store
 
 SLUG = "/cbsample"
 EMAIL = "journey@example.com"
@@ -29,15 +28,8 @@ EMAIL = "journey@example.com"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    home = tmp_path / "home"
-    home.mkdir()
-    assert cli_at(home, "init").returncode == 0
-    install_live_sample(home, SLUG)
-    running = start_server(home)
-    try:
+    with course_server(tmp_path, live_sample=SLUG) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def shots(tmp_path: Path) -> Path:
@@ -46,9 +38,8 @@ def shots(tmp_path: Path) -> Path:
 
 def course_data(server: Server) -> tuple[list[dict], list[dict], dict[int, dict]]:
     from courseport.courses.site import Site
-    from courseport.datastore import open_store
 
-    with open_store(f"sqlite:///{server.home / 'courseport.db'}", create=False) as store:
+    with home_store(server.home) as store:
         course = Site(store).course(SLUG)
         data = course.data()
         questions = {e.key.id: json.loads(e["data"]) for e in store.query("QuestionEntity", course.namespace)}

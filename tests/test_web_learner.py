@@ -9,24 +9,16 @@ from typing import Iterator
 
 import pytest
 
-from conftest import cli_at
-from servers import Server, start_server
-from web import Learner, assessment_token, event_token, form_token, install_live_sample
+from servers import Server
+from web import Learner, assessment_token, course_server, event_token, form_token, home_store
 
 SLUG = "/cbsample"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("web") / "home"
-    home.mkdir()
-    assert cli_at(home, "init").returncode == 0
-    install_live_sample(home, SLUG)
-    running = start_server(home)
-    try:
+    with course_server(tmp_path_factory.mktemp("web"), live_sample=SLUG) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def rows(server: Server, kind: str, namespace: str = "ns_cbsample") -> list[dict]:
@@ -148,9 +140,8 @@ def test_tag_assessment_counts_a_component(server: Server) -> None:
     person = enrolled(server, "questioner")
     token = event_token(person.get(f"{SLUG}/unit?unit=2&lesson=3").text)
     from courseport.courses.site import Site
-    from courseport.datastore import open_store
 
-    with open_store(f"sqlite:///{server.home / 'courseport.db'}", create=False) as opened:
+    with home_store(server.home) as opened:
         data = Site(opened).course(SLUG).data()
     lesson = next(l for l in data.lessons if 'instanceid="' in (l.get("objectives") or "") and "<question " in l["objectives"])
     instance = re.search(r'<question [^>]*instanceid="([^"]+)"', lesson["objectives"]).group(1)

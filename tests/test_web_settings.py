@@ -9,29 +9,24 @@ from typing import Iterator
 import pytest
 
 from conftest import assert_one_line_error, cli_at
-from servers import Server, start_server
-from web import Learner, event_token, form_token
+from servers import Server
+from web import Learner, course_server, event_token, form_token, home_store
 
 SLUG = "/sample"
 
 
+def open_sample(home: Path) -> None:
+    assert cli_at(home, "settings", "set", "--course", SLUG, "availability", "registration_optional").returncode == 0
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    home = tmp_path / "home"
-    home.mkdir()
-    assert cli_at(home, "init").returncode == 0
-    assert cli_at(home, "settings", "set", "--course", SLUG, "availability", "registration_optional").returncode == 0
-    running = start_server(home)
-    try:
+    with course_server(tmp_path, live_sample=None, prepare=open_sample) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def event_rows(server: Server) -> int:
-    from courseport.datastore import open_store
-
-    with open_store(f"sqlite:///{server.home / 'courseport.db'}", create=False) as store:
+    with home_store(server.home) as store:
         return store.count("EventEntity", "ns_sample")
 
 
@@ -99,3 +94,10 @@ def test_settings_errors_are_one_line(server: Server) -> None:
                  ("settings", "set", "--course", SLUG, "availability", "open"),
                  ("settings", "set", "--course", "/nope", "availability", "public")):
         assert_one_line_error(cli_at(server.home, *args))
+
+
+def test_no_access_log_unless_asked(server: Server) -> None:
+    person = Learner(server.url, "quiet@example.com")
+    for _ in range(3):
+        assert person.get(f"{SLUG}/course").status_code == 200
+    assert '"GET /sample/course' not in server.log_text()

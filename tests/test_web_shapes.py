@@ -10,9 +10,8 @@ import re
 from pathlib import Path
 
 from conftest import cli_at
-from servers import start_server
 from shapes import archive_rows, assert_like_course_builder
-from web import Learner, assessment_token, event_token, install_live_sample
+from web import Learner, assessment_token, course_server, event_token, home_store
 
 SLUG = "/cbsample"
 KINDS = {"Student", "StudentAnswersEntity", "StudentPropertyEntity", "EventEntity", "Submission",
@@ -20,16 +19,10 @@ KINDS = {"Student", "StudentAnswersEntity", "StudentPropertyEntity", "EventEntit
 
 
 def test_server_rows_have_course_builders_shapes(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    assert cli_at(home, "init").returncode == 0
-    install_live_sample(home, SLUG)
-    server = start_server(home)
-    try:
+    with course_server(tmp_path, live_sample=SLUG) as server:
         from courseport.courses.site import Site
-        from courseport.datastore import open_store
 
-        with open_store(f"sqlite:///{home / 'courseport.db'}", create=False) as store:
+        with home_store(server.home) as store:
             data = Site(store).course(SLUG).data()
         lessons = [l for l in data.lessons if l["unit_id"] == 2][:3]
         question_lesson = next(l for l in data.lessons if '<question ' in (l["objectives"] or ""))
@@ -60,8 +53,6 @@ def test_server_rows_have_course_builders_shapes(tmp_path: Path) -> None:
         proc = server.cli("download", "datastore", SLUG, "localhost", "--port", str(server.port),
                           "--archive_path", str(archive))
         assert proc.returncode == 0, proc.stderr
-    finally:
-        server.stop()
     ours = archive_rows(archive)
     assert_like_course_builder(ours, kinds=KINDS)
     scores = sorted(json.loads(r["scores"])["1"] for r in ours["Student"])

@@ -4,17 +4,18 @@ plus what the page's script would post (events, assessment answers)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
-import shutil
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import httpx
 
 from conftest import cli_at, require_fixtures
+from servers import Server, start_server
 
 PASSWORD = "learner password 1"
 LIVE_COURSE = "live_sample/course_no_static_files.zip"
@@ -105,7 +106,28 @@ def install_live_sample(home: Path, slug: str = "/cbsample", availability: str =
         assert proc.returncode == 0, (args, proc.stderr)
 
 
-def copy_home(template: Path, where: Path) -> Path:
+@contextlib.contextmanager
+def course_server(where: Path, *, live_sample: str | None = "/cbsample",
+                  availability: str = "registration_optional",
+                  prepare: Callable[[Path], None] | None = None) -> Iterator[Server]:
+    """A server on a new store in ``where``/home: ``courseport init``, Course Builder's
+    sample uploaded at ``live_sample`` (unless None) with events on, then ``prepare(home)``."""
     home = where / "home"
-    shutil.copytree(template, home)
-    return home
+    home.mkdir()
+    assert cli_at(home, "init").returncode == 0
+    if live_sample is not None:
+        install_live_sample(home, live_sample, availability)
+    if prepare is not None:
+        prepare(home)
+    running = start_server(home)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def home_store(home: Path) -> Any:
+    """The store under a test's COURSEPORT_HOME, opened beside its server (close it after)."""
+    from courseport.datastore import open_store
+
+    return open_store(f"sqlite:///{home / 'courseport.db'}", create=False)

@@ -229,6 +229,13 @@ class Backend(Reader):
     def close(self) -> None:
         pass
 
+    def another(self) -> "Backend":
+        """A second handle on the same store, for another thread to write through
+        while this one reads. A backend whose handle serializes its callers (one
+        sqlite connection) opens a new one, which the caller closes; a thread-safe
+        one returns itself."""
+        return self
+
     def put(self, entity: Entity) -> Key:
         return self.put_multi([entity])[0]
 

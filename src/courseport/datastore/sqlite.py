@@ -657,6 +657,9 @@ class SqliteBackend(_SqliteReader, Backend):
                 total += candidate.stat().st_size
         return total
 
+    def another(self) -> "SqliteBackend":
+        return SqliteBackend(self.path, create=False)
+
     def close(self) -> None:
         with self._lock:
             try:

@@ -22,6 +22,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from ..courses.learning.identity import store_secret
 from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..datastore import Backend, Entity, Key
 from ..errors import UserError
@@ -163,12 +164,7 @@ class Accounts:
 
     def _hash_token(self, token: str) -> str:
         if self._server_key is None:
-            stored = self.store.get_meta("server_key")
-            if stored is None:
-                stored = secrets.token_hex(32)
-                self.store.set_meta("server_key", stored)
-                stored = self.store.get_meta("server_key") or stored
-            self._server_key = bytes.fromhex(stored)
+            self._server_key = store_secret(self.store, "server_key")
         return hmac.new(self._server_key, normalize_token(token).encode("utf-8"), hashlib.sha256).hexdigest()
 
     def create_app_password(self, email: str, name: str | None = None) -> tuple[AppPasswordInfo, str]:

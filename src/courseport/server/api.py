@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Iterator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from .._locks import LockedError
 from ..courses.site import Course
@@ -70,30 +70,31 @@ class Api:
     def close(self) -> None:
         self.checkers.close()
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
+        """Under one mount: a learner's page is not matched against every API path."""
         admin = self._admin
-        return [
-            Route(f"{API}/openapi.json", self.openapi, methods=["GET"]),
-            Route(f"{API}/site", admin(self.site_info), methods=["GET"]),
-            Route(f"{API}/course", admin(self.course), methods=["GET"]),
-            Route(f"{API}/course", admin(self.delete_course, writes=True), methods=["DELETE"]),
-            Route(f"{API}/courses", admin(self.create_course, writes=True), methods=["POST"]),
-            Route(f"{API}/kinds", admin(self.kinds), methods=["GET"]),
-            Route(f"{API}/changes", admin(self.changes), methods=["GET"]),
-            Route(f"{API}/export", admin(self.export), methods=["POST"]),
-            Route(f"{API}/files", admin(self.files), methods=["GET"]),
-            Route(f"{API}/file", admin(self.read_file), methods=["GET"]),
-            Route(f"{API}/file", admin(self.write_file, writes=True), methods=["PUT"]),
-            Route(f"{API}/file", admin(self.delete_file, writes=True), methods=["DELETE"]),
-            Route(f"{API}/lookup", admin(self.lookup), methods=["POST"]),
-            Route(f"{API}/put", admin(self.put, writes=True), methods=["POST"]),
-            Route(f"{API}/delete", admin(self.delete, writes=True), methods=["POST"]),
-            Route(f"{API}/query", admin(self.query), methods=["POST"]),
-            Route(f"{API}/allocate_ids", admin(self.allocate_ids), methods=["POST"]),
-            Route(f"{API}/leases", admin(self.take_lease), methods=["POST"]),
-            Route(f"{API}/leases/{{lease}}", admin(self.renew_lease), methods=["PUT"]),
-            Route(f"{API}/leases/{{lease}}", admin(self.release_lease), methods=["DELETE"]),
-        ]
+        return [Mount(API, routes=[
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/site", admin(self.site_info), methods=["GET"]),
+            Route("/course", admin(self.course), methods=["GET"]),
+            Route("/course", admin(self.delete_course, writes=True), methods=["DELETE"]),
+            Route("/courses", admin(self.create_course, writes=True), methods=["POST"]),
+            Route("/kinds", admin(self.kinds), methods=["GET"]),
+            Route("/changes", admin(self.changes), methods=["GET"]),
+            Route("/export", admin(self.export), methods=["POST"]),
+            Route("/files", admin(self.files), methods=["GET"]),
+            Route("/file", admin(self.read_file), methods=["GET"]),
+            Route("/file", admin(self.write_file, writes=True), methods=["PUT"]),
+            Route("/file", admin(self.delete_file, writes=True), methods=["DELETE"]),
+            Route("/lookup", admin(self.lookup), methods=["POST"]),
+            Route("/put", admin(self.put, writes=True), methods=["POST"]),
+            Route("/delete", admin(self.delete, writes=True), methods=["POST"]),
+            Route("/query", admin(self.query), methods=["POST"]),
+            Route("/allocate_ids", admin(self.allocate_ids), methods=["POST"]),
+            Route("/leases", admin(self.take_lease), methods=["POST"]),
+            Route("/leases/{lease}", admin(self.renew_lease), methods=["PUT"]),
+            Route("/leases/{lease}", admin(self.release_lease), methods=["DELETE"]),
+        ])]
 
     def _admin(self, handler: Callable[[Request, Account], Awaitable[Response]], *, writes: bool = False):
         async def endpoint(request: Request) -> Response:

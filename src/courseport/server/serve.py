@@ -30,6 +30,7 @@ class ServeOptions:
     allow_insecure_http: bool = False
     forwarded_allow_ips: str | None = None
     log_level: str = "info"
+    access_log: bool = False  # as gunicorn: a line per request only when asked for
 
 
 def check(options: ServeOptions) -> str:
@@ -81,5 +82,5 @@ def serve(options: ServeOptions) -> None:
         ssl_keyfile=str(options.keyfile) if options.keyfile else None,
         proxy_headers=options.forwarded_allow_ips is not None,
         forwarded_allow_ips=options.forwarded_allow_ips,
-        log_level=options.log_level, timeout_keep_alive=30,
+        log_level=options.log_level, timeout_keep_alive=30, access_log=options.access_log,
     )

@@ -22,13 +22,20 @@ def user_id_for_email(email: str) -> str:
     return "1" + "".join("%02d" % byte for byte in digest)[:20]
 
 
-def xsrf_secret(store: Backend) -> bytes:
-    """The store's XSRF secret (made on first use; kept in store meta, out of every archive)."""
-    stored = store.get_meta("xsrf_secret")
+def store_secret(store: Backend, name: str) -> bytes:
+    """A 32-byte secret kept in the store's meta under ``name`` (out of every
+    archive), made on first use; every worker and machine on the store reads the
+    same one (a race to make it is won by the first write)."""
+    stored = store.get_meta(name)
     if stored is None:
-        store.set_meta("xsrf_secret", secrets.token_hex(32))
-        stored = store.get_meta("xsrf_secret") or ""
+        store.set_meta(name, secrets.token_hex(32))
+        stored = store.get_meta(name) or ""
     return bytes.fromhex(stored)
+
+
+def xsrf_secret(store: Backend) -> bytes:
+    """The key of the XSRF tokens."""
+    return store_secret(store, "xsrf_secret")
 
 
 class Xsrf:

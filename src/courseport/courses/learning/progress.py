@@ -8,6 +8,8 @@ submissions. Each update cascades up to the course, and a 2 is never lowered.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .outline import Outline
 
 NOT_STARTED, IN_PROGRESS, COMPLETED = 0, 1, 2
@@ -21,6 +23,12 @@ class Progress:
         self.outline = outline
         self.values: dict[str, int] = dict(values or {})
         self.changed = False
+
+    def dry_run(self, update: "Callable[[Progress], None]") -> bool:
+        """Whether ``update`` would change anything (without changing this)."""
+        trial = Progress(self.outline, self.values)
+        update(trial)
+        return trial.changed
 
     # --- direct updates ---------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..._json import dumps
-from ...datastore import Entity, Key, Text
+from ...datastore import Backend, Entity, Key, Text
 from ..site import Course
 from .outline import Outline
 from .progress import PROPERTY, Progress
@@ -170,9 +170,10 @@ def merged_answers(data_text: str | None, unit_id: str, answers: Any) -> str:
 class Learners:
     """Reads and writes one course's learner rows."""
 
-    def __init__(self, course: Course, clock: Callable[[], _dt.datetime] = utcnow) -> None:
+    def __init__(self, course: Course, clock: Callable[[], _dt.datetime] = utcnow, *,
+                 store: Backend | None = None) -> None:
         self.course = course
-        self.store = course.store
+        self.store = store if store is not None else course.store
         self.ns = course.namespace
         self.clock = clock
 
@@ -201,10 +202,12 @@ class Learners:
             row["is_enrolled"] = False
             self.store.put_multi([row, enrollment_event_row(self.ns, "unenrolled", self.clock())])
 
-    def saw_page(self, student: Entity, path_qs: str | None, *, outline_shown: bool = False) -> None:
+    def saw_page(self, user_id: str, path_qs: str | None, *, outline_shown: bool = False) -> None:
         """An enrolled learner's page view: last seen (daily), last location, the empty progress row."""
+        student = self.student(user_id)
+        if student is None or not student.get("is_enrolled"):
+            return
         now = self.clock()
-        user_id = student["user_id"]
         writes: list[Entity] = []
         seen = student.get("last_seen_on")
         if seen is None or now - seen > LAST_SEEN_EVERY:
@@ -213,7 +216,7 @@ class Learners:
         if path_qs is not None:
             key = Key("StudentPreferencesEntity", user_id, namespace=self.ns)
             previous = self.store.get(key)
-            if previous is None or json.loads(previous.get("data") or "{}").get("last_location") != path_qs:
+            if previous is None or _last_location(previous) != path_qs:
                 writes.append(preferences_row(self.ns, user_id, path_qs, previous))
         if outline_shown and self.store.get(self._progress_key(user_id)) is None:
             writes.append(progress_row(self.ns, user_id, None, None))
@@ -222,13 +225,7 @@ class Learners:
 
     def last_location(self, user_id: str) -> str | None:
         found = self.store.get(Key("StudentPreferencesEntity", user_id, namespace=self.ns))
-        if found is None:
-            return None
-        try:
-            location = json.loads(found.get("data") or "{}").get("last_location")
-        except ValueError:
-            return None
-        return location if isinstance(location, str) else None
+        return None if found is None else _last_location(found)
 
     def _progress_key(self, user_id: str) -> Key:
         return Key("StudentPropertyEntity", f"{user_id}-{PROPERTY}", namespace=self.ns)
@@ -286,6 +283,15 @@ class Learners:
                 rows.append(progress_row(self.ns, user_id, progress.values, now))
             self.store.put_multi(rows)
         return Submitted(score, best, first)
+
+
+def _last_location(row: Entity) -> str | None:
+    try:
+        data = json.loads(row.get("data") or "{}")
+    except ValueError:
+        return None
+    location = data.get("last_location") if isinstance(data, dict) else None
+    return location if isinstance(location, str) else None
 
 
 def _progress_values(row: Entity | None) -> dict[str, int]:

@@ -24,12 +24,13 @@ from ...courses.site import Course, Site
 from ...courses.vfs import FileSystemError, normalize_path
 from ...datastore import Backend
 from ..accounts import MIN_PASSWORD, AccountError, Accounts, normalize_email
-from .events import EventWriter, Events
+from .events import Events
 from .pages import CoursePages, form_of, redirect
 from .render import NO_CACHE, page, status_page
 from .sessions import Session, Sessions
 from .state import SiteState
-from .visit import Admins, open_visit
+from .visit import Admins, RecentStudents, open_visit
+from .writer import Writer
 
 log = logging.getLogger("courseport.server")
 STATIC = Path(__file__).with_name("static")
@@ -76,8 +77,9 @@ class Web:
         self.accounts = Accounts(store)
         self.sessions = Sessions(store)
         self.admins = Admins(self.accounts)
-        self.writer = EventWriter(store)
-        self.pages = CoursePages(self.sessions)
+        self.writer = Writer(store)
+        self.recent = RecentStudents()
+        self.pages = CoursePages(self.sessions, self.writer, self.recent)
         self.events = Events(self.sessions, self.writer)
         self.throttle = ClientThrottle()
 
@@ -219,7 +221,8 @@ class Web:
         slug = state.course.slug
         remainder = path if slug == "/" else (path[len(slug.rstrip("/")):] or "/")
         request.scope["courseport_remainder"] = remainder
-        visit = open_visit(request, state, self.sessions, self.admins, self.site)
+        visit = open_visit(request, state, self.sessions, self.admins, self.site,
+                           self.recent if remainder == "/rest/events" else None)
         if not state.outline.reachable(visit.viewer):
             return self.pages.not_found(visit)
         if remainder.startswith("/assets/"):

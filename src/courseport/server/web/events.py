@@ -1,29 +1,27 @@
 """``rest/events``: what learners' pages report (server spec §7.2, §7.3).
 
-Rows are written by a group commit: every event that arrives while one batch
-is being written goes into the next, so a busy worker writes hundreds of
-events a commit, and each request still answers only once its row is stored.
+Rows are written by the worker's :class:`~.writer.Writer` (group commit): a
+busy worker writes many events a commit, and each request still answers only
+once its row is stored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
-import threading
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ..._json import dumps
+from ...courses.learning import Learners
 from ...courses.learning.records import enrich, event_row, utcnow
-from ...datastore import Backend, Entity
-from .pages import form_of
+from ...datastore import Backend
+from .pages import form_of, parse_json
 from .sessions import Sessions
 from .visit import Visit
+from .writer import Writer
 
 MAX_EVENT_BYTES = 256 << 10
 SESSION_ID = "session_id"
@@ -37,50 +35,8 @@ def envelope(status: int, message: str) -> Response:
         "Content-Disposition": "attachment"})
 
 
-class EventWriter:
-    """Group commit of event rows, one writer thread per worker."""
-
-    def __init__(self, store: Backend) -> None:
-        self.store = store
-        self._pending: list[tuple[Entity, asyncio.Future]] = []
-        self._busy = False
-        self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="courseport-events")
-
-    async def write(self, row: Entity) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        self._pending.append((row, future))
-        if not self._busy:
-            self._busy = True
-            loop.call_soon(self._flush, loop)
-        await future
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            self._busy = False
-            return
-        done = loop.run_in_executor(self._executor, self._write, [row for row, _ in batch])
-
-        def finished(result: asyncio.Future) -> None:
-            error = result.exception()
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error) if error else future.set_result(None)
-            self._flush(loop)
-
-        done.add_done_callback(finished)
-
-    def _write(self, rows: list[Entity]) -> None:
-        self.store.put_multi(rows)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
 class Events:
-    def __init__(self, sessions: Sessions, writer: EventWriter) -> None:
+    def __init__(self, sessions: Sessions, writer: Writer) -> None:
         self.sessions = sessions
         self.writer = writer
 
@@ -111,38 +67,48 @@ class Events:
             user_id = _pseudonym(request, response, visit.slug)
         enrich(payload, locale=_locale(payload), language=request.headers.get("accept-language"),
                user_agent=request.headers.get("user-agent"))
-        await self.writer.write(event_row(visit.state.course.namespace, source, user_id, payload, utcnow()))
-        if visit.enrolled and visit.student is not None:
-            self.track(visit, source, payload)
+        row = event_row(visit.state.course.namespace, source, user_id, payload, utcnow())
+        track = self.tracking(visit, source, payload) if visit.enrolled else None
+        course = visit.state.course
+
+        def write(store: Backend) -> None:
+            store.put(row)
+            if track is not None:
+                track(Learners(course, store=store))
+
+        await self.writer.run(write)
         return response
 
-    def track(self, visit: Visit, source: str, payload: dict) -> None:
-        """Progress from an event (spec §7.3 step 7)."""
+    def tracking(self, visit: Visit, source: str, payload: dict) -> Callable[[Learners], Any] | None:
+        """The progress an event makes (spec §7.3 step 7), as a change to write, if any."""
         outline = visit.state.outline
         location = payload.get("location")
         if source not in ("tag-assessment", "attempt-lesson") or not isinstance(location, str):
-            return
+            return None
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
         unit_id = (query.get("unit") or [""])[0]
         unit = outline.unit(unit_id)
         if unit is None or unit["type"] != "U":
-            return
+            return None
         lesson_id = (query.get("lesson") or [""])[0]
         if not lesson_id:
             lessons = outline.lessons_of(unit_id)
             lesson_id = str(lessons[0]["lesson_id"]) if lessons else ""
         lesson = outline.lesson(lesson_id)
         if lesson is None or str(lesson["unit_id"]) != str(unit["unit_id"]):
-            return
+            return None
         user_id = visit.student["user_id"]  # type: ignore[index]
         unit_key, lesson_key = str(unit["unit_id"]), str(lesson["lesson_id"])
         if source == "tag-assessment":
             instance = payload.get("instanceid")
-            if isinstance(instance, str) and instance in outline.components(lesson_key):
-                visit.learners.update_progress(user_id, outline,
-                                               lambda p: p.component_attempted(unit_key, lesson_key, instance))
-        elif not lesson.get("manual_progress"):
-            visit.learners.update_progress(user_id, outline, lambda p: p.html_completed(unit_key, lesson_key))
+            if not isinstance(instance, str) or instance not in outline.components(lesson_key):
+                return None
+            return lambda learners: learners.update_progress(
+                user_id, outline, lambda p: p.component_attempted(unit_key, lesson_key, instance))
+        if lesson.get("manual_progress"):
+            return None
+        return lambda learners: learners.update_progress(
+            user_id, outline, lambda p: p.html_completed(unit_key, lesson_key))
 
 
 def _request_of(fields: list[tuple[str, str]] | None) -> dict | None:
@@ -151,10 +117,7 @@ def _request_of(fields: list[tuple[str, str]] | None) -> dict | None:
     text = next((v for k, v in fields if k == "request"), None)
     if text is None:
         return None
-    try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
+    parsed = parse_json(text)
     return parsed if isinstance(parsed, dict) else None
 
 
@@ -163,10 +126,7 @@ def _payload_of(value: Any) -> dict | None:
         return value
     if not isinstance(value, str):
         return None
-    try:
-        parsed = json.loads(value)
-    except (ValueError, RecursionError):
-        return None
+    parsed = parse_json(value)
     return parsed if isinstance(parsed, dict) else None
 
 

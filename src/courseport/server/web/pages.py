@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.parse
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from starlette.requests import Request
+
+from ... import _json
 from starlette.responses import RedirectResponse, Response
 
+from ...courses.learning import Learners
 from ...courses.learning.outline import Entry, Outline
 from ...courses.learning.progress import COMPLETED, IN_PROGRESS, NOT_STARTED, Progress
 from ...courses.vfs import FileSystem
@@ -18,7 +22,10 @@ from .questions import script_json
 from .render import fragment, page, status_page, trusted
 from .sessions import Sessions
 from .tags import TagEnv, expand
-from .visit import Visit, login_url, page_values
+from .visit import RecentStudents, Visit, login_url, page_values
+from .writer import Writer
+
+T = TypeVar("T")
 
 ICONS = {NOT_STARTED: ("notstarted", "Not yet started"), IN_PROGRESS: ("inprogress", "In progress"),
          COMPLETED: ("completed", "Completed")}
@@ -37,11 +44,41 @@ async def form_of(request: Request) -> list[tuple[str, str]] | None:
     size = request.headers.get("content-length")
     if size is not None and (not size.isdigit() or int(size) > MAX_FORM_BYTES):
         return None
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":  # what every page posts: parsed directly, fast
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return None
+        try:
+            return urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, encoding="utf-8",
+                                          errors="replace", max_num_fields=1000)
+        except ValueError:  # more fields than allowed
+            return None
     try:
         form = await request.form(max_files=0, max_fields=1000)
     except Exception:  # starlette raises several kinds for a malformed body
         return None
     return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+#: how deep a posted JSON value may nest: stored inside a row (answers under their
+#: unit, an event's values), it stays within what archives may hold (_json.MAX_DEPTH)
+MAX_POSTED_DEPTH = _json.MAX_DEPTH - 10
+
+
+def parse_json(text: str) -> Any:
+    """A posted JSON value, or ``NOT_JSON``: strict (no NaN), and nested at most
+    :data:`MAX_POSTED_DEPTH` levels, so that what is stored reads back."""
+    try:
+        value = _json.STRICT.decode(text)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+    return NOT_JSON if _json.depth_exceeded(value, MAX_POSTED_DEPTH) else value
+
+
+NOT_JSON = object()
 
 
 def _first(fields: list[tuple[str, str]], name: str) -> str | None:
@@ -51,8 +88,10 @@ def _first(fields: list[tuple[str, str]], name: str) -> str | None:
 class CoursePages:
     """Every learner page of a course, given a :class:`Visit`."""
 
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, writer: Writer, recent: RecentStudents) -> None:
         self.sessions = sessions
+        self.writer = writer
+        self.recent = recent
         self.routes: dict[tuple[str, str], Handler] = {
             ("GET", "/"): self.home,
             ("GET", "/course"): self.home,
@@ -69,6 +108,16 @@ class CoursePages:
         }
 
     # --- helpers ------------------------------------------------------------
+
+    async def write(self, visit: Visit, change: Callable[[Learners], T]) -> T:
+        """``change`` on this course's learners, through the writer's group commit."""
+        course = visit.state.course
+        return await self.writer.run(lambda store: change(Learners(course, store=store)))
+
+    async def saw(self, visit: Visit, *, outline_shown: bool = False) -> None:
+        if visit.enrolled and visit.student is not None:
+            uid, where = visit.student["user_id"], visit.path_qs
+            await self.write(visit, lambda learners: learners.saw_page(uid, where, outline_shown=outline_shown))
 
     def values(self, visit: Visit, **more: Any) -> dict[str, Any]:
         return page_values(visit, self.sessions, **more)
@@ -117,8 +166,7 @@ class CoursePages:
             last = visit.learners.last_location(visit.student["user_id"])
             if last and last != visit.path_qs and last.startswith(visit.slug.rstrip("/") + "/"):
                 return redirect(last)
-        if visit.enrolled and visit.student is not None:
-            visit.learners.saw_page(visit.student, visit.path_qs, outline_shown=True)
+        await self.saw(visit, outline_shown=True)
         progress = self.progress(visit)
         last_location = visit.learners.last_location(visit.student["user_id"]) \
             if visit.enrolled and visit.student is not None else None
@@ -209,14 +257,22 @@ class CoursePages:
         blocks = [self.entry_block(visit, e) for e in shown]
         progress = None
         if visit.enrolled and visit.student is not None:
-            progress = self.progress(visit)
+            uid, where = visit.student["user_id"], visit.path_qs
+            progress = visit.learners.progress(uid, outline)
             lessons = [e for e in shown if e.kind == "lesson" and not e.element.get("manual_progress")]
-            if visit.records_events and lessons:
-                def viewed(p: Progress) -> None:
-                    for entry in lessons:
-                        p.html_viewed(entry.unit_id, entry.id)
-                progress = visit.learners.update_progress(visit.student["user_id"], outline, viewed)
-            visit.learners.saw_page(visit.student, visit.path_qs)
+
+            def viewed(p: Progress) -> None:
+                for entry in lessons:
+                    p.html_viewed(entry.unit_id, entry.id)
+
+            counts = visit.records_events and bool(lessons) and progress.dry_run(viewed)
+
+            def change(learners: Learners) -> Progress | None:
+                updated = learners.update_progress(uid, outline, viewed) if counts else None
+                learners.saw_page(uid, where)
+                return updated
+
+            progress = await self.write(visit, change) or progress
         position = entries.index(chosen)
         first, last = position == 0, position == len(entries) - 1
         hide = (unit.get("show_contents_on_one_page") or (
@@ -306,8 +362,7 @@ class CoursePages:
             return redirect(visit.course_url(f"unit?unit={parent}&assessment={name}"))
         if not outline.display(unit, visit.viewer)[1]:
             return redirect(visit.slug.rstrip("/") + "/")
-        if visit.enrolled and visit.student is not None:
-            visit.learners.saw_page(visit.student, visit.path_qs)
+        await self.saw(visit)
         return page("assessment.html", **self.values(visit, unit=unit, block_html=self.assessment_block(visit, unit)))
 
     async def answer_get(self, visit: Visit) -> Response:
@@ -327,13 +382,17 @@ class CoursePages:
             return status_page(404, visit.slug)
         human = "human" in (unit.get("workflow_yaml") or "")
         try:
-            float(_first(fields, "score") or "0")
-            answers = json.loads(_first(fields, "answers") or "[]")
+            if not math.isfinite(float(_first(fields, "score") or "0")):
+                raise ValueError("not a finite score")
         except ValueError:
             return status_page(400, visit.slug)
+        answers = parse_json(_first(fields, "answers") or "[]")
+        if answers is NOT_JSON:
+            return status_page(400, visit.slug)
         assert visit.student is not None
-        submitted = visit.learners.submit(visit.student, outline, str(unit["unit_id"]),
-                                          _first(fields, "score") or "0", answers, human_graded=human)
+        student, score = visit.student, _first(fields, "score") or "0"
+        submitted = await self.write(visit, lambda learners: learners.submit(
+            student, outline, str(unit["unit_id"]), score, answers, human_graded=human))
         parent = outline.parent_of(unit_id)
         if parent is not None:
             return redirect(visit.course_url(f"unit?unit={parent}&assessment={unit_id}&confirmation"))
@@ -394,7 +453,9 @@ class CoursePages:
             name = (profile.get("nick_name") if profile is not None else None) or ""
         else:
             name = _first(fields, "form01") or ""
-        visit.learners.register(visit.user, name[:500], fields, labels=_first(fields, "labels") or "")
+        user, labels = visit.user, _first(fields, "labels") or ""
+        await self.write(visit, lambda learners: learners.register(user, name[:500], fields, labels=labels))
+        self.recent.forget(visit.learners, user.user_id)
         return redirect(visit.course_url("course#registration_confirmation"))
 
     # --- the learner's own pages --------------------------------------------------
@@ -405,7 +466,7 @@ class CoursePages:
             return refused
         assert visit.student is not None
         outline = visit.state.outline
-        visit.learners.saw_page(visit.student, visit.path_qs)
+        await self.saw(visit)
         scores = _scores(visit.student)
         rows = [{"id": a["unit_id"], "title": a.get("title") or "", "score": scores.get(str(a["unit_id"]), "")}
                 for a in outline.units if a["type"] == "A"]
@@ -430,7 +491,9 @@ class CoursePages:
         if fields is None or not self.sessions.check(visit.session, "student-unenroll", _first(fields, "xsrf_token")):
             return status_page(403, visit.slug)
         assert visit.student is not None
-        visit.learners.unenroll(visit.student["user_id"])
+        uid = visit.student["user_id"]
+        await self.write(visit, lambda learners: learners.unenroll(uid))
+        self.recent.forget(visit.learners, uid)
         visit.student = visit.learners.student(visit.student["user_id"])
         return page("message.html", **self.values(
             visit, heading="You have been unenrolled",

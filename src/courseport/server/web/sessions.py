@@ -17,12 +17,13 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...courses.learning import User, Xsrf, user_id_for_email, xsrf_secret
+from ...courses.learning.identity import store_secret
 from ...datastore import Backend
 
 COOKIE = "courseport_session"
@@ -36,25 +37,17 @@ class Session:
     email: str | None
     nonce: str
     issued: int
+    user: User | None = field(init=False, compare=False)
 
-    @property
-    def user(self) -> User | None:
-        return User(self.email, user_id_for_email(self.email)) if self.email else None
-
-
-def session_key(store: Backend) -> bytes:
-    stored = store.get_meta("session_key")
-    if stored is None:
-        store.set_meta("session_key", secrets.token_hex(32))
-        stored = store.get_meta("session_key") or ""
-    return bytes.fromhex(stored)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user", User(self.email, user_id_for_email(self.email)) if self.email else None)
 
 
 class Sessions:
     """Reads and writes session cookies; mints and checks XSRF tokens for a session."""
 
     def __init__(self, store: Backend) -> None:
-        self._key = session_key(store)
+        self._key = store_secret(store, "session_key")
         self.xsrf = Xsrf(xsrf_secret(store))
 
     def _sign(self, body: bytes) -> str:

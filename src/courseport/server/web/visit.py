@@ -42,6 +42,33 @@ class Admins:
         return found[1]
 
 
+class RecentStudents:
+    """Student rows read in the last :data:`STUDENT_TTL` seconds, for event posts
+    only: an event needs just whether its sender is enrolled and their user id, and
+    a learner sends several a page. Pages always read afresh."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], tuple[float, Entity | None]] = {}
+
+    def get(self, learners: Learners, user_id: str) -> Entity | None:
+        key = (learners.ns, user_id)
+        now = time.monotonic()
+        found = self._rows.get(key)
+        if found is None or now - found[0] > STUDENT_TTL:
+            if len(self._rows) > 50_000:
+                self._rows.clear()
+            found = (now, learners.student(user_id))
+            self._rows[key] = found
+        return found[1]
+
+    def forget(self, learners: Learners, user_id: str) -> None:
+        """After this worker changed the learner's enrolment."""
+        self._rows.pop((learners.ns, user_id), None)
+
+
+STUDENT_TTL = 2.0
+
+
 @dataclass
 class Visit:
     request: Request
@@ -80,13 +107,16 @@ class Visit:
 
 
 def open_visit(request: Request, state: CourseState, sessions: Sessions, admins: Admins,
-               site: SiteState) -> Visit:
+               site: SiteState, recent: RecentStudents | None = None) -> Visit:
     session = sessions.read(request)
     user = session.user if session else None
     outline = state.outline
     admin = bool(user and (user.email.lower() in outline.admins() or admins.is_admin(user.email)))
     learners = Learners(state.course)
-    student = learners.student(user.user_id) if user else None
+    if user is None:
+        student = None
+    else:
+        student = recent.get(learners, user.user_id) if recent is not None else learners.student(user.user_id)
     records = bool(site.setting("record_events")) and outline.records_events
     return Visit(request, session, state, learners, student, admin, records)
 
