@@ -624,7 +624,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here (reused if there)")
     parser.add_argument("--mode", choices=("all",) + MODES, default="all")
     parser.add_argument("--access_log", action="store_true",
-                        help="serve --access_log: a line per request (costs about a fifth of the throughput)")
+                        help="serve --access_log: a line per request (costs about a tenth of the throughput)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of each mode not counted")
     parser.add_argument("--quiet_wait", type=float, default=120.0,
                         help="before each mode, wait up to this many seconds for the machine to be idle")

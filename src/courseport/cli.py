@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--forwarded_allow_ips", "--forwarded-allow-ips", default=None, metavar="IPS",
                        help="trust X-Forwarded-Proto/For from these reverse proxy addresses")
     serve.add_argument("--access_log", "--access-log", action="store_true",
-                       help="log a line per request (off by default, as gunicorn: it costs a busy site a fifth "
-                            "of its throughput; courseport's own lines, such as failed sign-ins, are always logged)")
+                       help="log a line per request (off by default, as gunicorn: it costs a busy site about "
+                            "a tenth of its throughput; courseport's own lines, such as failed sign-ins, are always logged)")
     _add_datastore(serve)
 
     users = sub.add_parser("users", help="add or list the server's accounts")
