@@ -147,6 +147,29 @@ class Accounts:
         found = self.store.get(self._key(ACCOUNT, email))
         return None if found is None else Account(found["email"], bool(found.get("admin")))
 
+    def set_admin(self, email: str, admin: bool) -> Account:
+        """Make an account an admin, or a learner again."""
+        email = normalize_email(email)
+        found = self.store.get(self._key(ACCOUNT, email))
+        if found is None:
+            raise AccountError(f"{email} has no account ('courseport users list' shows them)")
+        found["admin"] = admin
+        self.store.put(found)
+        return Account(email, admin)
+
+    def remove_user(self, email: str) -> Account:
+        """Remove an account with its app-specific passwords and sign-in throttle
+        (what it did in courses, as a learner, stays: that is course data)."""
+        email = normalize_email(email)
+        found = self.store.get(self._key(ACCOUNT, email))
+        if found is None:
+            raise AccountError(f"{email} has no account ('courseport users list' shows them)")
+        keys = [entity.key for entity in self.store.query(APP_PASSWORD, ACCOUNTS_NAMESPACE)
+                if entity["email"] == email]
+        with self.store.transaction():
+            self.store.delete_multi([found.key, self._throttle_key(email), *keys])
+        return Account(email, bool(found.get("admin")))
+
     def users(self) -> list[Account]:
         return [Account(e["email"], bool(e.get("admin"))) for e in self.store.query(ACCOUNT, ACCOUNTS_NAMESPACE)]
 

@@ -24,6 +24,7 @@ from ...courses.site import Course, Site
 from ...courses.vfs import FileSystemError, normalize_path
 from ...datastore import Backend
 from ..accounts import MIN_PASSWORD, AccountError, Accounts, normalize_email
+from .admin import AdminPages
 from .events import Events
 from .pages import CoursePages, form_of, redirect
 from .render import NO_CACHE, page, status_page
@@ -82,6 +83,7 @@ class Web:
         self.pages = CoursePages(self.sessions, self.writer, self.recent)
         self.events = Events(self.sessions, self.writer)
         self.throttle = ClientThrottle()
+        self.admin = AdminPages(self.site, self.accounts, self.sessions)
 
     def close(self) -> None:
         self.writer.close()
@@ -92,6 +94,7 @@ class Web:
             Route("/accounts/signin", self.signin, methods=["GET", "POST"]),
             Route("/accounts/signup", self.signup, methods=["GET", "POST"]),
             Route("/accounts/signout", self.signout, methods=["POST"]),
+            *self.admin.routes(),
             Mount("/static/courseport", app=StaticFiles(directory=str(STATIC)), name="static"),
             Route("/{path:path}", self.course, methods=["GET", "POST"]),
         ]

@@ -85,6 +85,10 @@ class SiteState:
             self._site_settings = (now, self.settings.all())
         return self._site_settings[1][name]
 
+    def forget_settings(self) -> None:
+        """Read the site settings afresh on the next request (this worker changed them)."""
+        self._site_settings = (0.0, {})
+
     def course_for(self, path: str) -> CourseState | None:
         """The course serving ``path``: the longest slug it starts with (spec §1.1 step 1)."""
         best = None

@@ -1,0 +1,188 @@
+"""The admin's pages, part one: site settings, users and roles, app-specific
+passwords, and the log of what admins did (server spec §8; issue 9).
+
+Every page needs an admin's session: a visitor who is not signed in is sent
+to sign in, a learner gets 403. Every form carries an XSRF token for its page.
+Changes are the same records the command line changes (`courseport settings`,
+`users`, `app-password`), and each is logged without secrets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ...courses.settings import CourseSettingsError, availability
+from ...courses.site_settings import SETTINGS, SettingError
+from ...errors import UserError
+from ..accounts import Account, Accounts, format_token
+from ..adminlog import AdminLog
+from .pages import form_of
+from .render import page, status_page
+from .sessions import Session, Sessions
+from .state import SiteState
+from .visit import login_url
+
+Handler = Callable[[Request, Session, Account], Awaitable[Response]]
+_CHOICES = {"record_events": ("on", "off"), "signup": ("open", "invitation")}
+
+
+class AdminPages:
+    def __init__(self, site: SiteState, accounts: Accounts, sessions: Sessions) -> None:
+        self.site = site
+        self.accounts = accounts
+        self.sessions = sessions
+        self.log = AdminLog(accounts.store)
+
+    def routes(self) -> list[Route]:
+        admin = self._admin
+        return [
+            Route("/admin", admin(self.courses), methods=["GET"]),
+            Route("/admin/settings", admin(self.settings), methods=["GET", "POST"]),
+            Route("/admin/users", admin(self.users), methods=["GET", "POST"]),
+            Route("/admin/app-passwords", admin(self.app_passwords), methods=["GET", "POST"]),
+            Route("/admin/log", admin(self.show_log), methods=["GET"]),
+        ]
+
+    def _admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            session = self.sessions.read(request)
+            if session is None or session.email is None:
+                return RedirectResponse(login_url(request), status_code=302)
+            account = await run_in_threadpool(self.accounts.account, session.email)
+            if account is None or not account.admin:
+                return page("message.html", 403, **self._chrome(request, session), heading="Admins only",
+                            lines=[f"{session.email} is not an admin of this site."], link=("/", "Courses"))
+            return await handler(request, session, account)
+        return endpoint
+
+    def _chrome(self, request: Request, session: Session) -> dict[str, Any]:
+        return {"title": "Admin", "site_title": "courseport admin", "home_href": "/admin",
+                "email": session.email, "login_url": login_url(request),
+                "signout_token": self.sessions.token(session, "signout")}
+
+    def _page(self, request: Request, session: Session, tab: str, status: int = 200, **values: Any) -> Response:
+        return page("admin.html", status, **self._chrome(request, session), tab=tab,
+                    form_token=self.sessions.token(session, f"admin-{tab}"), **values)
+
+    async def _form(self, request: Request, session: Session, tab: str) -> dict[str, str] | None:
+        """The posted form, if its XSRF token is this session's for this page."""
+        fields = await form_of(request)
+        if fields is None:
+            return None
+        values = dict(fields)
+        return values if self.sessions.check(session, f"admin-{tab}", values.get("xsrf_token")) else None
+
+    # --- pages ---------------------------------------------------------------------
+
+    async def courses(self, request: Request, session: Session, who: Account) -> Response:
+        def rows() -> list[dict]:
+            out = []
+            for rule in self.site.rules():
+                state = self.site.course_for(rule.slug)
+                settings = state.outline.settings if state else {}
+                out.append({"slug": rule.slug, "rule": rule.raw, "href": rule.slug.rstrip("/") + "/course",
+                            "title": (state.outline.title if state else "") or rule.slug,
+                            "availability": availability(settings),
+                            "learners": self.site.site.store.count("Student", rule.namespace)})
+            return out
+        return self._page(request, session, "courses", courses=await run_in_threadpool(rows))
+
+    async def settings(self, request: Request, session: Session, who: Account) -> Response:
+        message = error = None
+        status = 200
+        if request.method == "POST":
+            form = await self._form(request, session, "settings")
+            if form is None:
+                return status_page(403, "/admin")
+            try:
+                for name in SETTINGS:
+                    if name in form:
+                        before = self.site.settings.get(name)
+                        value = self.site.settings.set(name, form[name])
+                        if value != before:
+                            self.log.record(who.email, "site setting", f"{name} = {_shown(value)}")
+                self.site.forget_settings()
+                message = "Saved."
+            except (SettingError, CourseSettingsError) as exc:
+                error, status = str(exc), 400
+        current = self.site.settings.all()
+        rows = [{"name": name, "value": _shown(current[name]), "choices": _CHOICES.get(name, ()),
+                 "help": setting.help} for name, setting in SETTINGS.items()]
+        return self._page(request, session, "settings", status, settings=rows, message=message, error=error)
+
+    async def users(self, request: Request, session: Session, who: Account) -> Response:
+        message = error = None
+        status = 200
+        if request.method == "POST":
+            form = await self._form(request, session, "users")
+            if form is None:
+                return status_page(403, "/admin")
+            action, email = form.get("action", ""), form.get("email", "")
+            try:
+                message = await run_in_threadpool(self._change_user, who, action, email)
+            except UserError as exc:
+                error, status = str(exc), 400
+        users = await run_in_threadpool(self.accounts.users)
+        return self._page(request, session, "users", status, users=sorted(users, key=lambda u: u.email),
+                          message=message, error=error)
+
+    def _change_user(self, who: Account, action: str, email: str) -> str:
+        if action == "invite":
+            invited = self.accounts.invite(email)
+            self.log.record(who.email, "invite", invited)
+            return f"Invited {invited}: it may now sign up."
+        if action in ("admin", "learner", "remove") and self.accounts.account(email) == who:
+            raise UserError("you cannot change your own role or remove yourself: ask another admin")
+        if action in ("admin", "learner"):
+            account = self.accounts.set_admin(email, action == "admin")
+            self.log.record(who.email, "make admin" if account.admin else "make learner", account.email)
+            return f"{account.email} is now {'an admin' if account.admin else 'a learner'}."
+        if action == "remove":
+            account = self.accounts.remove_user(email)
+            self.log.record(who.email, "remove user", account.email)
+            return f"Removed {account.email} and its app-specific passwords."
+        raise UserError(f"unknown action {action!r}")
+
+    async def app_passwords(self, request: Request, session: Session, who: Account) -> Response:
+        message = error = new_password = new_name = None
+        status = 200
+        if request.method == "POST":
+            form = await self._form(request, session, "app-passwords")
+            if form is None:
+                return status_page(403, "/admin")
+            try:
+                if form.get("action") == "create":
+                    info, token = await run_in_threadpool(self.accounts.create_app_password, who.email,
+                                                          form.get("name"))
+                    self.log.record(who.email, "create app password", f"{info.name!r} (id {info.id})")
+                    new_password, new_name = format_token(token), info.name
+                elif form.get("action") == "revoke":
+                    info = await run_in_threadpool(self.accounts.revoke_app_password, form.get("email", ""),
+                                                   form.get("id", ""))
+                    self.log.record(who.email, "revoke app password",
+                                    f"{info.name!r} (id {info.id}) of {info.email}")
+                    message = f"Revoked {info.name!r} of {info.email}."
+                else:
+                    raise UserError("unknown action")
+            except UserError as exc:
+                error, status = str(exc), 400
+        passwords = [{"id": p.id, "name": p.name, "email": p.email, "created": f"{p.created:%Y-%m-%d %H:%M}",
+                      "last_used": f"{p.last_used:%Y-%m-%d %H:%M}" if p.last_used else "never"}
+                     for p in await run_in_threadpool(self.accounts.app_passwords)]
+        response = self._page(request, session, "app-passwords", status, passwords=passwords, message=message,
+                              error=error, new_password=new_password, new_name=new_name)
+        if new_password:
+            response.headers["Cache-Control"] = "no-store"  # the password is on this page only
+        return response
+
+    async def show_log(self, request: Request, session: Session, who: Account) -> Response:
+        return self._page(request, session, "log", entries=await run_in_threadpool(self.log.recent))
+
+
+def _shown(value: object) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)

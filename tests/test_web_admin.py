@@ -1,0 +1,118 @@
+"""The admin's pages (issue 9, first part): site settings, users and roles,
+app-specific passwords and the admin log, for admins only, with CSRF on every
+form, and the same records as the command line's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import cli_at
+from servers import ADMIN, ADMIN_PASSWORD, Server
+from web import Learner, course_server, form_token
+
+PAGES = ("/admin", "/admin/settings", "/admin/users", "/admin/app-passwords", "/admin/log")
+FORMS = ("/admin/settings", "/admin/users", "/admin/app-passwords")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with course_server(tmp_path_factory.mktemp("admin"), live_sample=None) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(server: Server) -> Learner:
+    person = Learner(server.url, ADMIN)
+    assert person.sign_in(ADMIN_PASSWORD).status_code == 302
+    return person
+
+
+def test_admin_pages_refuse_visitors_and_learners(server: Server) -> None:
+    anonymous = Learner(server.url, "nobody@example.com")
+    learner = Learner(server.url, "learner@example.com")
+    assert learner.sign_up().status_code == 302
+    for path in PAGES:
+        answer = anonymous.get(path)
+        assert answer.status_code == 302 and answer.headers["location"].startswith("/accounts/signin"), path
+        assert learner.get(path).status_code == 403, path
+    for path in FORMS:
+        assert anonymous.post(path, {"action": "invite", "email": "x@example.com"}).status_code == 302
+        assert learner.post(path, {"action": "invite", "email": "x@example.com"}).status_code == 403
+    assert not any("x@example.com" in line for line in cli_at(server.home, "users", "list").stdout.splitlines())
+
+
+def test_forms_need_this_pages_token(server: Server, admin: Learner) -> None:
+    settings_token = form_token(admin.get("/admin/settings").text, "/admin/settings")
+    for path in FORMS:
+        assert admin.post(path, {"action": "create", "name": "x"}).status_code == 403, path
+    # a token of another page is refused too
+    assert admin.post("/admin/users", {"xsrf_token": settings_token, "action": "invite",
+                                       "email": "y@example.com"}).status_code == 403
+
+
+def test_site_settings_are_the_command_lines(server: Server, admin: Learner) -> None:
+    page = admin.get("/admin/settings").text
+    answer = admin.post("/admin/settings", {"xsrf_token": form_token(page, "/admin/settings"),
+                                            "record_events": "on", "signup": "invitation"})
+    assert answer.status_code == 200 and "Saved." in answer.text
+    listed = cli_at(server.home, "settings", "list").stdout
+    assert re.search(r"^record_events\ton", listed, re.M) and re.search(r"^signup\tinvitation", listed, re.M)
+    bad = admin.post("/admin/settings", {"xsrf_token": form_token(page, "/admin/settings"), "signup": "everyone"})
+    assert bad.status_code == 400 and "not one of" in bad.text
+    log = admin.get("/admin/log").text
+    assert "record_events = on" in log and "signup = invitation" in log
+
+
+def test_users_invite_promote_and_remove(server: Server, admin: Learner) -> None:
+    def post(action: str, email: str):  # type: ignore[no-untyped-def]
+        token = form_token(admin.get("/admin/users").text, "/admin/users")
+        return admin.post("/admin/users", {"xsrf_token": token, "action": action, "email": email})
+
+    assert post("invite", "Newbie@Example.com").status_code == 200
+    newbie = Learner(server.url, "newbie@example.com")
+    assert newbie.sign_up().status_code == 302
+    assert newbie.get("/admin").status_code == 403
+    assert post("admin", "newbie@example.com").status_code == 200
+    assert newbie.get("/admin").status_code == 200
+    assert post("remove", ADMIN).status_code == 400  # not oneself
+    assert post("remove", "newbie@example.com").status_code == 200
+    assert "newbie@example.com" not in cli_at(server.home, "users", "list").stdout
+    assert newbie.get("/admin").status_code == 403  # its session names an account that is gone
+    log = admin.get("/admin/log").text
+    assert "newbie@example.com" in log and "remove user" in log
+
+
+def test_app_password_made_in_the_page_works_for_the_command_line(server: Server, admin: Learner,
+                                                                  tmp_path: Path) -> None:
+    page = admin.get("/admin/app-passwords").text
+    made = admin.post("/admin/app-passwords", {"xsrf_token": form_token(page, "/admin/app-passwords"),
+                                               "action": "create", "name": "browser-made"})
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
+    password = re.search(r'<code id="new-password">([a-z0-9 ]+)</code>', made.text).group(1)
+    assert password not in admin.get("/admin/app-passwords").text  # shown once
+    proc = cli_at(server.home, "download", "datastore", "/sample", "localhost", "--port", str(server.port),
+                  "--archive_path", str(tmp_path / "a.zip"),
+                  extra_env={"COURSEPORT_EMAIL": ADMIN, "COURSEPORT_APP_PASSWORD": password})
+    assert proc.returncode == 0, proc.stderr
+    listing = admin.get("/admin/app-passwords").text
+    row = re.search(r"<tr><td>browser-made</td>.*?</tr>", listing, re.DOTALL).group(0)
+    assert "never" not in row  # last used
+    ident = re.search(r'name="id" value="([0-9a-f]+)"', row).group(1)
+    token = form_token(listing, "/admin/app-passwords")
+    assert admin.post("/admin/app-passwords", {"xsrf_token": token, "action": "revoke", "email": ADMIN,
+                                               "id": ident}).status_code == 200
+    proc = cli_at(server.home, "download", "datastore", "/sample", "localhost", "--port", str(server.port),
+                  "--archive_path", str(tmp_path / "b.zip"),
+                  extra_env={"COURSEPORT_EMAIL": ADMIN, "COURSEPORT_APP_PASSWORD": password})
+    assert proc.returncode == 1 and "401" in proc.stderr
+    log = admin.get("/admin/log").text
+    assert "browser-made" in log and password not in log and password.replace(" ", "") not in log
+
+
+def test_courses_are_listed(server: Server, admin: Learner) -> None:
+    page = admin.get("/admin").text
+    assert "/sample" in page and "course:/sample::ns_sample" in page
