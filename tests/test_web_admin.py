@@ -14,8 +14,9 @@ from conftest import cli_at
 from servers import ADMIN, ADMIN_PASSWORD, Server
 from web import Learner, course_server, form_token
 
-PAGES = ("/admin", "/admin/settings", "/admin/users", "/admin/app-passwords", "/admin/log")
-FORMS = ("/admin/settings", "/admin/users", "/admin/app-passwords")
+PAGES = ("/admin", "/admin/course?slug=/sample", "/admin/settings", "/admin/users", "/admin/app-passwords",
+         "/admin/log")
+FORMS = ("/admin", "/admin/course?slug=/sample", "/admin/settings", "/admin/users", "/admin/app-passwords")
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,47 @@ def test_app_password_made_in_the_page_works_for_the_command_line(server: Server
 def test_courses_are_listed(server: Server, admin: Learner) -> None:
     page = admin.get("/admin").text
     assert "/sample" in page and "course:/sample::ns_sample" in page
+
+
+def test_courses_are_created_changed_and_deleted_from_the_page(server: Server, admin: Learner,
+                                                              tmp_path: Path) -> None:
+    token = form_token(admin.get("/admin").text, "/admin")
+    assert admin.post("/admin", {"xsrf_token": token, "name": "physics", "title": "Physics 101",
+                                 "template": "blank"}).status_code == 200
+    assert admin.post("/admin", {"xsrf_token": token, "name": "copy", "title": "A Copy",
+                                 "template": "sample"}).status_code == 200
+    bad = admin.post("/admin", {"xsrf_token": token, "name": "Bad Name!", "template": "blank"})
+    assert bad.status_code == 400 and "may contain only" in bad.text
+    listed = cli_at(server.home, "courses", "list").stdout
+    assert "/physics" in listed and "/copy" in listed
+    assert "A Copy" in admin.get("/admin").text
+    assert cli_at(server.home, "settings", "list", "--course", "/copy").stdout.count("A Copy") == 1
+
+    page = admin.get("/admin/course?slug=/physics").text
+    token = form_token(page, "/admin/course?slug=/physics")
+    saved = admin.post("/admin/course?slug=/physics", {
+        "xsrf_token": token, "action": "save", "title": "Physics for Poets", "availability": "public",
+        "registration_header": "<b>Hello</b>", "registration_fields": "<li>Why? <input name=why></li>"})
+    assert saved.status_code == 200 and "Saved." in saved.text
+    shown = cli_at(server.home, "settings", "list", "--course", "/physics").stdout
+    assert "availability = public" in shown and "title = Physics for Poets" in shown
+    assert "can_record_student_events = off" in shown  # the box was left unchecked
+    archive = tmp_path / "physics.zip"
+    assert cli_at(server.home, "download", "course", "/physics", "local", "--archive_path", str(archive)).returncode == 0
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        text = zf.read("files/course.yaml").decode()
+    assert "Physics for Poets" in text and "now_available: true" in text and "can_register: false" in text
+
+    refused = admin.post("/admin/course?slug=/physics", {"xsrf_token": token, "action": "delete", "confirm": "phys"})
+    assert refused.status_code == 400 and "/physics" in cli_at(server.home, "courses", "list").stdout
+    gone = admin.post("/admin/course?slug=/physics", {"xsrf_token": token, "action": "delete", "confirm": "physics"})
+    assert gone.status_code == 303
+    assert "/physics" not in cli_at(server.home, "courses", "list").stdout
+    from web import home_store
+
+    with home_store(server.home) as store:
+        assert store.kinds("ns_physics") == []
+    log = admin.get("/admin/log").text
+    assert "create course" in log and "delete course" in log and "course settings" in log

@@ -319,9 +319,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
             course.save_settings_text(dump_course_yaml(settings))
         found = settings.get("course")
         section: dict = found if isinstance(found, dict) else {}
+        found_form = settings.get("reg_form")
+        reg_form: dict = found_form if isinstance(found_form, dict) else {}
         values = {"availability": availability(settings),
                   "can_record_student_events": section.get("can_record_student_events", True),
-                  "title": section.get("title", "")}
+                  "title": section.get("title", ""),
+                  "registration_header": reg_form.get("header_text", ""),
+                  "registration_fields": reg_form.get("additional_registration_fields", "")}
         for name in COURSE_SETTINGS:
             if args.settings_command == "list" or name == args.name:
                 _out(f"{course.slug} {name} = {_shown(values[name])}")

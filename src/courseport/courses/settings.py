@@ -159,7 +159,8 @@ def _mapping(settings: dict, key: str) -> dict:
 
 
 #: course settings ``courseport settings set --course`` changes, and how each is written
-COURSE_SETTINGS = ("availability", "can_record_student_events", "title")
+COURSE_SETTINGS = ("availability", "can_record_student_events", "title", "registration_header",
+                   "registration_fields")
 
 
 def with_course_setting(settings: dict, name: str, value: str) -> dict:
@@ -181,6 +182,12 @@ def with_course_setting(settings: dict, name: str, value: str) -> dict:
         if lowered not in ("true", "false"):
             raise CourseSettingsError(f"can_record_student_events is true or false, not {value!r}")
         course[name] = lowered == "true"
+    elif name in ("registration_header", "registration_fields"):
+        # authored HTML, shown as written (Course Builder's reg_form:header_text and
+        # reg_form:additional_registration_fields)
+        reg_form = dict(_mapping(changed, "reg_form"))
+        reg_form["header_text" if name == "registration_header" else "additional_registration_fields"] = value
+        changed["reg_form"] = reg_form
     elif name == "title":
         if not value.strip() or not value.isprintable():
             raise CourseSettingsError("a course title is one line of printable text")

@@ -161,6 +161,21 @@ class Site:
         self.save_rules(rules)
         return course
 
+    def delete_course(self, slug: str, batch: int = 500) -> int:
+        """Remove the course at ``slug`` and every entity of its namespace; how many
+        entities. The rule goes first, so no page serves a half-deleted course."""
+        course = self.course(slug)
+        if not course.rule.is_datastore:
+            raise CourseRuleError(f"course {slug} is a folder course: remove its rule, its files stay")
+        self.remove_rule(course.slug)
+        removed = 0
+        for kind in self.store.kinds(course.namespace):
+            keys = list(self.store.query(kind, course.namespace, keys_only=True))
+            for start in range(0, len(keys), batch):
+                self.store.delete_multi(keys[start:start + batch])
+            removed += len(keys)
+        return removed
+
     def remove_rule(self, slug: str) -> None:
         rules = [rule for rule in self.rules() if rule.slug != slug]
         self.save_rules(rules)

@@ -16,7 +16,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ...courses.settings import CourseSettingsError, availability
+from ...courses.rules import validate_course_name
+from ...courses.sample import install_sample
+from ...courses.settings import (
+    CourseSettingsError,
+    availability,
+    dump_course_yaml,
+    with_course_setting,
+)
+from ...courses.site import Course
 from ...courses.site_settings import SETTINGS, SettingError
 from ...errors import UserError
 from ..accounts import Account, Accounts, format_token
@@ -28,6 +36,10 @@ from .state import SiteState
 from .visit import login_url
 
 Handler = Callable[[Request, Session, Account], Awaitable[Response]]
+AVAILABILITIES = (("private", "Private: admins only"),
+                  ("registration_required", "Registration required"),
+                  ("registration_optional", "Registration optional"),
+                  ("public", "Public: no registration"))
 _CHOICES = {"record_events": ("on", "off"), "signup": ("open", "invitation")}
 
 
@@ -41,7 +53,8 @@ class AdminPages:
     def routes(self) -> list[Route]:
         admin = self._admin
         return [
-            Route("/admin", admin(self.courses), methods=["GET"]),
+            Route("/admin", admin(self.courses), methods=["GET", "POST"]),
+            Route("/admin/course", admin(self.course), methods=["GET", "POST"]),
             Route("/admin/settings", admin(self.settings), methods=["GET", "POST"]),
             Route("/admin/users", admin(self.users), methods=["GET", "POST"]),
             Route("/admin/app-passwords", admin(self.app_passwords), methods=["GET", "POST"]),
@@ -80,6 +93,18 @@ class AdminPages:
     # --- pages ---------------------------------------------------------------------
 
     async def courses(self, request: Request, session: Session, who: Account) -> Response:
+        message = error = None
+        status = 200
+        if request.method == "POST":
+            form = await self._form(request, session, "courses")
+            if form is None:
+                return status_page(403, "/admin")
+            try:
+                message = await run_in_threadpool(self._create_course, who, form)
+                self.site.forget_rules()
+            except UserError as exc:
+                error, status = str(exc), 400
+
         def rows() -> list[dict]:
             out = []
             for rule in self.site.rules():
@@ -90,7 +115,74 @@ class AdminPages:
                             "availability": availability(settings),
                             "learners": self.site.site.store.count("Student", rule.namespace)})
             return out
-        return self._page(request, session, "courses", courses=await run_in_threadpool(rows))
+        return self._page(request, session, "courses", status, courses=await run_in_threadpool(rows),
+                          message=message, error=error)
+
+    def _create_course(self, who: Account, form: dict[str, str]) -> str:
+        name, title = form.get("name", "").strip(), form.get("title", "").strip() or None
+        site = self.site.site
+        if form.get("template") == "sample":
+            prefix = "/" + validate_course_name(name)
+            course = install_sample(site, prefix)
+            if course is None:
+                raise UserError(f"a course is already at {prefix}")
+            if title:
+                course.save_settings_text(dump_course_yaml(with_course_setting(course.settings(), "title", title)))
+        else:
+            course = site.add_course(name, title)
+        self.log.record(who.email, "create course", f"{course.slug} ({form.get('template') or 'blank'})")
+        return f"Added {course.slug}."
+
+    async def course(self, request: Request, session: Session, who: Account) -> Response:
+        slug = request.query_params.get("slug", "")
+        state = self.site.course_for(slug) if slug.startswith("/") else None
+        if state is None or state.course.slug != slug:
+            return self._page(request, session, "courses", 404, courses=[], error=f"no course at {slug!r}")
+        course = state.course
+        message = error = None
+        status = 200
+        if request.method == "POST":
+            form = await self._form(request, session, "course")
+            if form is None:
+                return status_page(403, "/admin")
+            try:
+                if form.get("action") == "delete":
+                    if form.get("confirm", "").strip() != course.slug.strip("/"):
+                        raise UserError(f"type {course.slug.strip('/')!r} to delete this course")
+                    removed = await run_in_threadpool(self.site.site.delete_course, course.slug)
+                    self.site.forget_rules()
+                    self.log.record(who.email, "delete course", f"{course.slug} ({removed:,} entities)")
+                    return RedirectResponse("/admin", status_code=303)
+                changed = await run_in_threadpool(self._save_course, course, form)
+                if changed:
+                    self.log.record(who.email, "course settings", f"{course.slug}: {', '.join(changed)}")
+                message = "Saved." if changed else "Nothing changed."
+                state = self.site.course_state(course, fresh=True)
+            except UserError as exc:
+                error, status = str(exc), 400
+        settings = state.outline.settings
+        reg_form = state.outline.reg_form
+        values = {"slug": course.slug, "name": course.slug.strip("/"), "title": state.outline.title,
+                  "availability": availability(settings), "records": state.outline.records_events,
+                  "header": reg_form.get("header_text") or "",
+                  "fields": reg_form.get("additional_registration_fields") or ""}
+        return self._page(request, session, "course", status, course=values, message=message, error=error,
+                          availabilities=AVAILABILITIES)
+
+    @staticmethod
+    def _save_course(course: Course, form: dict[str, str]) -> list[str]:
+        settings = course.settings()
+        updated = settings
+        wanted = {"title": form.get("title", ""), "availability": form.get("availability", ""),
+                  "can_record_student_events": "true" if form.get("can_record_student_events") else "false",
+                  "registration_header": form.get("registration_header", ""),
+                  "registration_fields": form.get("registration_fields", "")}
+        for name, value in wanted.items():
+            updated = with_course_setting(updated, name, value)
+        if updated == settings:
+            return []
+        course.save_settings_text(dump_course_yaml(updated))
+        return [name for name in wanted if with_course_setting(settings, name, wanted[name]) != settings]
 
     async def settings(self, request: Request, session: Session, who: Account) -> Response:
         message = error = None

@@ -85,6 +85,10 @@ class SiteState:
             self._site_settings = (now, self.settings.all())
         return self._site_settings[1][name]
 
+    def forget_rules(self) -> None:
+        """Read the course rules afresh on the next request (this worker changed them)."""
+        self._rules = (0.0, [])
+
     def forget_settings(self) -> None:
         """Read the site settings afresh on the next request (this worker changed them)."""
         self._site_settings = (0.0, {})
@@ -99,11 +103,11 @@ class SiteState:
                     best = rule
         return self.course_state(Course(self.site, best)) if best is not None else None
 
-    def course_state(self, course: Course) -> CourseState:
+    def course_state(self, course: Course, *, fresh: bool = False) -> CourseState:
         now = time.monotonic()
         with self._lock:
             state = self._courses.get(course.raw)
-            if state is not None and now - state.checked < REVALIDATE:
+            if state is not None and now - state.checked < REVALIDATE and not fresh:
                 return state
             yaml_bytes = course.fs.get(COURSE_YAML)
             json_bytes = course.fs.get(COURSE_JSON)
