@@ -98,3 +98,18 @@ def test_account_commands_need_a_store(home: Path, args: tuple) -> None:
     line = assert_one_line_error(cli_at(home, *args, input="password123\n"))
     assert "courseport init" in line
     assert list(home.iterdir()) == []  # nothing was created
+
+
+def test_roles_change_and_accounts_go_with_their_passwords(home_with_store: Path) -> None:
+    home = home_with_store
+    assert cli_at(home, "users", "add", "ada@example.com", input="a long sign-in password\n").returncode == 0
+    proc = cli_at(home, "users", "role", "Ada@Example.com", "admin")
+    assert proc.returncode == 0 and proc.stdout == "ada@example.com is now an admin\n"
+    assert cli_at(home, "users", "list").stdout == "ada@example.com\tadmin\n"
+    assert cli_at(home, "app-password", "create", "--email", "ada@example.com").returncode == 0
+    assert cli_at(home, "users", "role", "ada@example.com", "learner").stdout == "ada@example.com is now a learner\n"
+    proc = cli_at(home, "users", "remove", "ada@example.com")
+    assert proc.returncode == 0 and "removed ada@example.com" in proc.stdout
+    assert cli_at(home, "users", "list").stdout == "" and cli_at(home, "app-password", "list").stdout == ""
+    for args in (("users", "remove", "ada@example.com"), ("users", "role", "nobody@example.com", "admin")):
+        assert "has no account" in assert_one_line_error(cli_at(home, *args))

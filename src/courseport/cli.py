@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--admin", action="store_true", help="an admin (may use the remote API)")
     _add_datastore(user_add)
     _add_datastore(users_sub.add_parser("list", help="list the accounts"))
+    role = users_sub.add_parser("role", help="make an account an admin, or a learner again")
+    role.add_argument("email", help="the account")
+    role.add_argument("role", choices=("admin", "learner"), help="its new role")
+    _add_datastore(role)
+    remove = users_sub.add_parser("remove", help="remove an account and its app-specific passwords")
+    remove.add_argument("email", help="the account (what it did in courses stays: that is course data)")
+    _add_datastore(remove)
     invite = users_sub.add_parser("invite", help="let an email sign up when sign-up is by invitation")
     invite.add_argument("email", help="the email that may sign up")
     _add_datastore(invite)
@@ -268,6 +275,14 @@ def cmd_users(args: argparse.Namespace) -> int:
         if args.users_command == "add":
             account = accounts.add_user(args.email, _read_new_password(args.email), admin=args.admin)
             _out(f"added {account.email}{' (admin)' if account.admin else ''}")
+            return 0
+        if args.users_command == "role":
+            account = accounts.set_admin(args.email, args.role == "admin")
+            _out(f"{account.email} is now {'an admin' if account.admin else 'a learner'}")
+            return 0
+        if args.users_command == "remove":
+            account = accounts.remove_user(args.email)
+            _out(f"removed {account.email} and its app-specific passwords")
             return 0
         if args.users_command == "invite":
             _out(f"invited {accounts.invite(args.email)}: it may now sign up at /accounts/signup")
