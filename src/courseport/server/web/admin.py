@@ -9,6 +9,7 @@ Changes are the same records the command line changes (`courseport settings`,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -19,13 +20,12 @@ from starlette.routing import Route
 from ...courses.rules import validate_course_name
 from ...courses.sample import install_sample
 from ...courses.settings import (
-    CourseSettingsError,
     availability,
     dump_course_yaml,
     with_course_setting,
 )
 from ...courses.site import Course
-from ...courses.site_settings import SETTINGS, SettingError
+from ...courses.site_settings import SETTINGS
 from ...errors import UserError
 from ..accounts import Account, Accounts, format_token
 from ..adminlog import AdminLog
@@ -36,6 +36,15 @@ from .state import SiteState
 from .visit import login_url
 
 Handler = Callable[[Request, Session, Account], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a page's form post did: a message, or a user's error and its status."""
+
+    message: str | None = None
+    error: str | None = None
+    status: int = 200
 AVAILABILITIES = (("private", "Private: admins only"),
                   ("registration_required", "Registration required"),
                   ("registration_optional", "Registration optional"),
@@ -90,20 +99,32 @@ class AdminPages:
         values = dict(fields)
         return values if self.sessions.check(session, f"admin-{tab}", values.get("xsrf_token")) else None
 
+    async def _post(self, request: Request, session: Session, tab: str,
+                    change: Callable[[dict[str, str]], Awaitable[str | Response]]) -> Outcome | Response:
+        """A page's form post: refused (403) without this page's token; a user's
+        error is shown on the page (400); ``change`` may answer a response of its own."""
+        if request.method != "POST":
+            return Outcome()
+        form = await self._form(request, session, tab)
+        if form is None:
+            return status_page(403, "/admin")
+        try:
+            done = await change(form)
+        except UserError as exc:
+            return Outcome(error=str(exc), status=400)
+        return done if isinstance(done, Response) else Outcome(message=done)
+
     # --- pages ---------------------------------------------------------------------
 
     async def courses(self, request: Request, session: Session, who: Account) -> Response:
-        message = error = None
-        status = 200
-        if request.method == "POST":
-            form = await self._form(request, session, "courses")
-            if form is None:
-                return status_page(403, "/admin")
-            try:
-                message = await run_in_threadpool(self._create_course, who, form)
-                self.site.forget_rules()
-            except UserError as exc:
-                error, status = str(exc), 400
+        async def create(form: dict[str, str]) -> str:
+            message = await run_in_threadpool(self._create_course, who, form)
+            self.site.forget_rules()
+            return message
+
+        outcome = await self._post(request, session, "courses", create)
+        if isinstance(outcome, Response):
+            return outcome
 
         def rows() -> list[dict]:
             out = []
@@ -115,8 +136,8 @@ class AdminPages:
                             "availability": availability(settings),
                             "learners": self.site.site.store.count("Student", rule.namespace)})
             return out
-        return self._page(request, session, "courses", status, courses=await run_in_threadpool(rows),
-                          message=message, error=error)
+        return self._page(request, session, "courses", outcome.status, courses=await run_in_threadpool(rows),
+                          message=outcome.message, error=outcome.error)
 
     def _create_course(self, who: Account, form: dict[str, str]) -> str:
         name, title = form.get("name", "").strip(), form.get("title", "").strip() or None
@@ -139,35 +160,30 @@ class AdminPages:
         if state is None or state.course.slug != slug:
             return self._page(request, session, "courses", 404, courses=[], error=f"no course at {slug!r}")
         course = state.course
-        message = error = None
-        status = 200
-        if request.method == "POST":
-            form = await self._form(request, session, "course")
-            if form is None:
-                return status_page(403, "/admin")
-            try:
-                if form.get("action") == "delete":
-                    if form.get("confirm", "").strip() != course.slug.strip("/"):
-                        raise UserError(f"type {course.slug.strip('/')!r} to delete this course")
-                    removed = await run_in_threadpool(self.site.site.delete_course, course.slug)
-                    self.site.forget_rules()
-                    self.log.record(who.email, "delete course", f"{course.slug} ({removed:,} entities)")
-                    return RedirectResponse("/admin", status_code=303)
-                changed = await run_in_threadpool(self._save_course, course, form)
-                if changed:
-                    self.log.record(who.email, "course settings", f"{course.slug}: {', '.join(changed)}")
-                message = "Saved." if changed else "Nothing changed."
-                state = self.site.course_state(course, fresh=True)
-            except UserError as exc:
-                error, status = str(exc), 400
-        settings = state.outline.settings
-        reg_form = state.outline.reg_form
-        values = {"slug": course.slug, "name": course.slug.strip("/"), "title": state.outline.title,
-                  "availability": availability(settings), "records": state.outline.records_events,
-                  "header": reg_form.get("header_text") or "",
-                  "fields": reg_form.get("additional_registration_fields") or ""}
-        return self._page(request, session, "course", status, course=values, message=message, error=error,
-                          availabilities=AVAILABILITIES)
+
+        async def change(form: dict[str, str]) -> str | Response:
+            if form.get("action") == "delete":
+                if form.get("confirm", "").strip() != course.slug.strip("/"):
+                    raise UserError(f"type {course.slug.strip('/')!r} to delete this course")
+                removed = await run_in_threadpool(self.site.site.delete_course, course.slug)
+                self.site.forget_rules()
+                self.log.record(who.email, "delete course", f"{course.slug} ({removed:,} entities)")
+                return RedirectResponse("/admin", status_code=303)
+            changed = await run_in_threadpool(self._save_course, course, form)
+            if changed:
+                self.log.record(who.email, "course settings", f"{course.slug}: {', '.join(changed)}")
+            return "Saved." if changed else "Nothing changed."
+
+        outcome = await self._post(request, session, "course", change)
+        if isinstance(outcome, Response):
+            return outcome
+        outline = self.site.course_state(course, fresh=outcome.message is not None).outline
+        values = {"slug": course.slug, "name": course.slug.strip("/"), "title": outline.title,
+                  "availability": availability(outline.settings), "records": outline.records_events,
+                  "header": outline.reg_form.get("header_text") or "",
+                  "fields": outline.reg_form.get("additional_registration_fields") or ""}
+        return self._page(request, session, "course", outcome.status, course=values, message=outcome.message,
+                          error=outcome.error, availabilities=AVAILABILITIES)
 
     @staticmethod
     def _save_course(course: Course, form: dict[str, str]) -> list[str]:
@@ -185,43 +201,35 @@ class AdminPages:
         return [name for name in wanted if with_course_setting(settings, name, wanted[name]) != settings]
 
     async def settings(self, request: Request, session: Session, who: Account) -> Response:
-        message = error = None
-        status = 200
-        if request.method == "POST":
-            form = await self._form(request, session, "settings")
-            if form is None:
-                return status_page(403, "/admin")
-            try:
-                for name in SETTINGS:
-                    if name in form:
-                        before = self.site.settings.get(name)
-                        value = self.site.settings.set(name, form[name])
-                        if value != before:
-                            self.log.record(who.email, "site setting", f"{name} = {_shown(value)}")
-                self.site.forget_settings()
-                message = "Saved."
-            except (SettingError, CourseSettingsError) as exc:
-                error, status = str(exc), 400
+        async def save(form: dict[str, str]) -> str:
+            for name in SETTINGS:
+                if name in form:
+                    before = self.site.settings.get(name)
+                    value = self.site.settings.set(name, form[name])
+                    if value != before:
+                        self.log.record(who.email, "site setting", f"{name} = {_shown(value)}")
+            self.site.forget_settings()
+            return "Saved."
+
+        outcome = await self._post(request, session, "settings", save)
+        if isinstance(outcome, Response):
+            return outcome
         current = self.site.settings.all()
         rows = [{"name": name, "value": _shown(current[name]), "choices": _CHOICES.get(name, ()),
                  "help": setting.help} for name, setting in SETTINGS.items()]
-        return self._page(request, session, "settings", status, settings=rows, message=message, error=error)
+        return self._page(request, session, "settings", outcome.status, settings=rows, message=outcome.message,
+                          error=outcome.error)
 
     async def users(self, request: Request, session: Session, who: Account) -> Response:
-        message = error = None
-        status = 200
-        if request.method == "POST":
-            form = await self._form(request, session, "users")
-            if form is None:
-                return status_page(403, "/admin")
-            action, email = form.get("action", ""), form.get("email", "")
-            try:
-                message = await run_in_threadpool(self._change_user, who, action, email)
-            except UserError as exc:
-                error, status = str(exc), 400
+        async def change(form: dict[str, str]) -> str:
+            return await run_in_threadpool(self._change_user, who, form.get("action", ""), form.get("email", ""))
+
+        outcome = await self._post(request, session, "users", change)
+        if isinstance(outcome, Response):
+            return outcome
         users = await run_in_threadpool(self.accounts.users)
-        return self._page(request, session, "users", status, users=sorted(users, key=lambda u: u.email),
-                          message=message, error=error)
+        return self._page(request, session, "users", outcome.status, users=sorted(users, key=lambda u: u.email),
+                          message=outcome.message, error=outcome.error)
 
     def _change_user(self, who: Account, action: str, email: str) -> str:
         if action == "invite":
@@ -241,34 +249,31 @@ class AdminPages:
         raise UserError(f"unknown action {action!r}")
 
     async def app_passwords(self, request: Request, session: Session, who: Account) -> Response:
-        message = error = new_password = new_name = None
-        status = 200
-        if request.method == "POST":
-            form = await self._form(request, session, "app-passwords")
-            if form is None:
-                return status_page(403, "/admin")
-            try:
-                if form.get("action") == "create":
-                    info, token = await run_in_threadpool(self.accounts.create_app_password, who.email,
-                                                          form.get("name"))
-                    self.log.record(who.email, "create app password", f"{info.name!r} (id {info.id})")
-                    new_password, new_name = format_token(token), info.name
-                elif form.get("action") == "revoke":
-                    info = await run_in_threadpool(self.accounts.revoke_app_password, form.get("email", ""),
-                                                   form.get("id", ""))
-                    self.log.record(who.email, "revoke app password",
-                                    f"{info.name!r} (id {info.id}) of {info.email}")
-                    message = f"Revoked {info.name!r} of {info.email}."
-                else:
-                    raise UserError("unknown action")
-            except UserError as exc:
-                error, status = str(exc), 400
+        made: dict[str, str] = {}
+
+        async def change(form: dict[str, str]) -> str:
+            if form.get("action") == "create":
+                info, token = await run_in_threadpool(self.accounts.create_app_password, who.email, form.get("name"))
+                self.log.record(who.email, "create app password", f"{info.name!r} (id {info.id})")
+                made.update(password=format_token(token), name=info.name)
+                return ""
+            if form.get("action") == "revoke":
+                info = await run_in_threadpool(self.accounts.revoke_app_password, form.get("email", ""),
+                                               form.get("id", ""))
+                self.log.record(who.email, "revoke app password", f"{info.name!r} (id {info.id}) of {info.email}")
+                return f"Revoked {info.name!r} of {info.email}."
+            raise UserError("unknown action")
+
+        outcome = await self._post(request, session, "app-passwords", change)
+        if isinstance(outcome, Response):
+            return outcome
         passwords = [{"id": p.id, "name": p.name, "email": p.email, "created": f"{p.created:%Y-%m-%d %H:%M}",
                       "last_used": f"{p.last_used:%Y-%m-%d %H:%M}" if p.last_used else "never"}
                      for p in await run_in_threadpool(self.accounts.app_passwords)]
-        response = self._page(request, session, "app-passwords", status, passwords=passwords, message=message,
-                              error=error, new_password=new_password, new_name=new_name)
-        if new_password:
+        response = self._page(request, session, "app-passwords", outcome.status, passwords=passwords,
+                              message=outcome.message or None, error=outcome.error,
+                              new_password=made.get("password"), new_name=made.get("name"))
+        if made:
             response.headers["Cache-Control"] = "no-store"  # the password is on this page only
         return response
 
