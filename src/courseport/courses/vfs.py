@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..datastore import Backend, Entity, Key, Reader
+from ..datastore import Backend, Entity, Key, Reader, utcnow
 from ..errors import UserError
 
 SHARD_SIZE = 1_000_000
@@ -57,10 +57,6 @@ def normalize_path(path: str) -> str:
 def shard_names(path: str, size: int) -> list[str]:
     """Key names of a file's data shards, in order."""
     return [path] + [f"{path}:shard:{i}" for i in range(size // SHARD_SIZE)]
-
-
-def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 class DatastoreFileSystem:
@@ -126,7 +122,7 @@ class DatastoreFileSystem:
                 f"{path}: {len(data):,} bytes is over the {MAX_FILE_SIZE:,}-byte limit for course files"
             )
         old = self.info(path)
-        now = _utcnow()
+        now = utcnow()
         meta = Entity(
             self._meta_key(path),
             {"created_on": now, "updated_on": now, "is_draft": is_draft, "size": len(data)},

@@ -13,11 +13,12 @@ from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, Raw
 from .entity import Entity, Text
 from .keys import Key, KeyError_ as KeyStringError
 from .sqlite import DEFAULT_APP_ID, SqliteBackend
+from .values import utcnow
 
 __all__ = [
     "Backend", "BadCursorError", "DatastoreError", "Entity", "JsonRow", "Key", "KeyStringError",
     "Page", "RawRow", "Reader", "SqliteBackend", "Text", "batched", "open_store",
-    "is_store_url", "DEFAULT_APP_ID", "home_dir", "local_store_path",
+    "is_store_url", "DEFAULT_APP_ID", "home_dir", "local_store_path", "utcnow",
 ]
 
 ENV_HOME = "COURSEPORT_HOME"

@@ -31,6 +31,11 @@ class ValueDecodeError(UserError, ValueError):
     """A JSON value that does not decode to the type it should have."""
 
 
+def utcnow() -> _dt.datetime:
+    """Now, as the store keeps times: UTC, without a tzinfo (as App Engine's datastore)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
 def format_datetime(value: _dt.datetime) -> str:
     return value.isoformat(timespec="microseconds") + "Z"
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..courses.learning.identity import store_secret
 from ..courses.rules import ACCOUNTS_NAMESPACE
-from ..datastore import Backend, Entity, Key
+from ..datastore import Backend, Entity, Key, utcnow
 from ..errors import UserError
 
 ACCOUNT = "CourseportAccount"
@@ -77,10 +77,6 @@ def normalize_token(token: str) -> str:
     return "".join(token.split()).lower()
 
 
-def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
-
-
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, dklen=32, maxmem=64 << 20, **_SCRYPT)
@@ -119,7 +115,7 @@ class Accounts:
         if self.store.get(key) is not None:
             raise AccountError(f"{email} already has an account")
         self.store.put(Entity(key, {
-            "email": email, "admin": admin, "password_hash": hash_password(password), "created": _now(),
+            "email": email, "admin": admin, "password_hash": hash_password(password), "created": utcnow(),
         }))
         self.store.delete(self._key(INVITATION, email))
         return Account(email, admin)
@@ -129,7 +125,7 @@ class Accounts:
         email = normalize_email(email)
         if self.account(email) is not None:
             raise AccountError(f"{email} already has an account")
-        self.store.put(Entity(self._key(INVITATION, email), {"email": email, "created": _now()}))
+        self.store.put(Entity(self._key(INVITATION, email), {"email": email, "created": utcnow()}))
         return email
 
     def invited(self, email: str) -> bool:
@@ -197,11 +193,11 @@ class Accounts:
             raise AccountError(f"{email} has no account: add it first with 'courseport users add {email}'")
         token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
         digest = self._hash_token(token)
-        name = (name or "").strip() or f"app password {_now():%Y-%m-%d %H:%M}"
+        name = (name or "").strip() or f"app password {utcnow():%Y-%m-%d %H:%M}"
         if len(name) > 100 or not name.isprintable():
             raise AccountError("an app-specific password's name is at most 100 printable characters "
                                "(no tabs, newlines or control characters)")
-        created = _now()
+        created = utcnow()
         self.store.put(Entity(self._key(APP_PASSWORD, digest), {
             "email": email, "name": name, "created": created, "last_used": None,
         }))
@@ -245,7 +241,7 @@ class Accounts:
         account = self.account(email)
         if account is None:
             return None
-        now = _now()
+        now = utcnow()
         last = record.get("last_used")
         if last is None or (now - last).total_seconds() > 60:  # not a write on every request
             record["last_used"] = now
@@ -262,7 +258,7 @@ class Accounts:
         found = self.store.get(self._throttle_key(email))
         if found is None or found.get("locked_until") is None:
             return 0.0
-        return max(0.0, (found["locked_until"] - _now()).total_seconds())
+        return max(0.0, (found["locked_until"] - utcnow()).total_seconds())
 
     def failed(self, email: str) -> int:
         """Count one failure for ``email``; how many in a row now.
@@ -276,7 +272,7 @@ class Accounts:
             failures = int(found.get("failures") or 0) + 1
             found["failures"] = failures
             if failures >= LOCK_AFTER:
-                found["locked_until"] = _now() + _dt.timedelta(seconds=LOCK_SECONDS)
+                found["locked_until"] = utcnow() + _dt.timedelta(seconds=LOCK_SECONDS)
                 found["failures"] = 0
             self.store.put(found)
         return failures

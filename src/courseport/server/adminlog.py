@@ -12,7 +12,7 @@ import datetime as _dt
 from dataclasses import dataclass
 
 from ..courses.rules import ACCOUNTS_NAMESPACE
-from ..datastore import Backend, Entity, Key
+from ..datastore import Backend, Entity, Key, utcnow
 
 KIND = "CourseportAdminLog"
 MAX_SHOWN = 200
@@ -31,9 +31,8 @@ class AdminLog:
         self.store = store
 
     def record(self, who: str, action: str, detail: str = "") -> None:
-        now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
         self.store.put(Entity(Key._make(((KIND, None),), ACCOUNTS_NAMESPACE), {
-            "when": now, "who": who, "action": action, "detail": detail[:500],
+            "when": utcnow(), "who": who, "action": action, "detail": detail[:500],
         }))
 
     def recent(self, limit: int = MAX_SHOWN) -> list[LogEntry]:

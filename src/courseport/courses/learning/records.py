@@ -15,17 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..._json import dumps
-from ...datastore import Backend, Entity, Key, Text
+from ...datastore import Backend, Entity, Key, Text, utcnow
 from ..site import Course
 from .outline import Outline
 from .progress import PROPERTY, Progress
 
 LAST_SEEN_EVERY = _dt.timedelta(hours=24)
 PREFERENCES_DEFAULT = {"version": "1.0", "show_hooks": False, "show_jinja_context": False}
-
-
-def utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
 def unix_seconds(when: _dt.datetime) -> int:

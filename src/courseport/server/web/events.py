@@ -16,8 +16,8 @@ from starlette.responses import Response
 
 from ..._json import dumps
 from ...courses.learning import Learners
-from ...courses.learning.records import enrich, event_row, utcnow
-from ...datastore import Backend
+from ...courses.learning.records import enrich, event_row
+from ...datastore import Backend, utcnow
 from .pages import form_of, parse_json
 from .sessions import Sessions
 from .visit import Visit
