@@ -126,3 +126,10 @@ def test_availability_policies_show_elements_as_course_builder() -> None:
     listed = outline(units, [], {"course": {"now_available": True}, "reg_form": {"whitelist": "[a@x.com] @y.org"}})
     assert listed.reachable(Viewer(email="A@x.com")) and listed.reachable(Viewer(email="b@y.org"))
     assert not listed.reachable(Viewer(email="c@z.com")) and not listed.reachable(anyone)
+
+
+def test_human_graded_comes_from_the_workflow_yaml() -> None:
+    course = outline([{"id": 1, "type": "A", "extra": {"workflow_yaml": "{grader: human, matcher: peer}\n"}},
+                      {"id": 2, "type": "A", "extra": {"workflow_yaml": "grader: auto\nmatcher: peer\n"}},
+                      {"id": 3, "type": "A", "extra": {"workflow_yaml": "{grader: human"}}], [])
+    assert [course.human_graded(i) for i in (1, "1", 2, 3, 99)] == [True, True, False, False, False]

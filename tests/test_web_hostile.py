@@ -124,7 +124,7 @@ def test_deep_or_non_finite_json_is_refused_not_stored(server: Server, student: 
     assert token is not None, page.text[:300]
     answer = student.http.post(f"{SLUG}/answer", data={"assessment_type": "13", "score": "50",
                                                        "answers": deep, "xsrf_token": token})
-    from courseport.server.web.pages import MAX_POSTED_DEPTH
+    from courseport.server.web.forms import MAX_POSTED_DEPTH
 
     assert answer.status_code == (200 if depth <= MAX_POSTED_DEPTH and constant == "1" else 400)
     event = json.dumps({"source": "enter-page", "payload": json.dumps({"x": None})[:-1] + ', "deep": ' + deep + "}",

@@ -213,7 +213,7 @@ def course_structure(course: Course) -> Structure:
                     if question is not None:
                         questions.append(question)
             unit_id = int(unit["unit_id"])
-            human = "human" in (unit.get("workflow_yaml") or "")  # as POST /answer decides
+            human = outline.human_graded(unit_id)  # as POST /answer decides
             assessments.append(Assessment(unit_id, questions, human, outline.parent_of(unit_id)))
     units = [int(u["unit_id"]) for u in data.units if u["type"] == "U"]
     course_section = outline.settings.get("course")

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import yaml
+
 from ..coursejson import CourseData
 from ..settings import availability
 
@@ -47,6 +49,14 @@ class Entry:
         return f"unit?unit={self.unit_id}&{param}={self.id}"
 
 
+def _grader(unit: dict) -> Any:
+    try:
+        workflow = yaml.safe_load(unit.get("workflow_yaml") or "")
+    except yaml.YAMLError:
+        return None
+    return workflow.get("grader") if isinstance(workflow, dict) else None
+
+
 def _section(settings: dict, name: str) -> dict:
     value = settings.get(name)
     return value if isinstance(value, dict) else {}
@@ -80,6 +90,7 @@ class Outline:
             for key in ("pre_assessment", "post_assessment"):
                 if unit.get(key) not in (None, "", -1):
                     self._parent[str(unit[key])] = str(unit["unit_id"])
+        self._human = {str(u["unit_id"]) for u in self.units if u["type"] == "A" and _grader(u) == "human"}
         self._components = {
             lesson_id: _COMPONENT.findall(lesson.get("objectives") or "")
             for lesson_id, lesson in self._lesson_by_id.items()
@@ -139,6 +150,10 @@ class Outline:
     def parent_of(self, assessment_id: Any) -> str | None:
         """The unit whose pre/post assessment this is, if any."""
         return self._parent.get(str(assessment_id))
+
+    def human_graded(self, unit_id: Any) -> bool:
+        """Whether an assessment's workflow says ``grader: human`` (peer review: score 0, one submission)."""
+        return str(unit_id) in self._human
 
     def components(self, lesson_id: Any) -> list[str]:
         return self._components.get(str(lesson_id), [])

@@ -51,6 +51,30 @@ def py2_round(text: str) -> int:
     return int(value.quantize(decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
 
 
+def json_object(text: str | None) -> dict:
+    """The JSON object a text property holds; ``{}`` for none, a non-object or bad JSON."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --- keys -----------------------------------------------------------------------
+
+
+def preferences_key(ns: str, user_id: str) -> Key:
+    return Key("StudentPreferencesEntity", user_id, namespace=ns)
+
+
+def progress_key(ns: str, user_id: str) -> Key:
+    return Key("StudentPropertyEntity", f"{user_id}-{PROPERTY}", namespace=ns)
+
+
+def submission_key(ns: str, unit_id: str, user_id: str) -> Key:
+    return Key("Submission", f"(submission:{unit_id}:{user_id})", namespace=ns)
+
+
 # --- builders -------------------------------------------------------------------
 
 
@@ -88,17 +112,14 @@ def enrollment_event_row(ns: str, metric: str, when: _dt.datetime) -> Entity:
 def preferences_row(ns: str, user_id: str, last_location: str, previous: Entity | None = None) -> Entity:
     data = dict(PREFERENCES_DEFAULT)
     if previous is not None:
-        try:
-            data.update(json.loads(previous.get("data") or "{}"))
-        except ValueError:
-            pass
+        data.update(json_object(previous.get("data")))
     data["last_location"] = last_location
-    return Entity(Key("StudentPreferencesEntity", user_id, namespace=ns), {"data": Text(dumps(data))})
+    return Entity(preferences_key(ns, user_id), {"data": Text(dumps(data))})
 
 
 def progress_row(ns: str, user_id: str, values: dict[str, int] | None, when: _dt.datetime | None) -> Entity:
     """The progress row; ``values`` None is the empty row of a first outline view."""
-    return Entity(Key("StudentPropertyEntity", f"{user_id}-{PROPERTY}", namespace=ns), {
+    return Entity(progress_key(ns, user_id), {
         "name": PROPERTY, "value": Text(dumps(values)) if values is not None else None, "updated_on": when,
     })
 
@@ -126,7 +147,7 @@ def enrich(payload: dict, *, page_locale: str | None = None, locale: str = "en_U
 
 
 def submission_row(ns: str, unit_id: str, user_id: str, answers: Any, when: _dt.datetime) -> Entity:
-    return Entity(Key("Submission", f"(submission:{unit_id}:{user_id})", namespace=ns), {
+    return Entity(submission_key(ns, unit_id, user_id), {
         "unit_id": str(unit_id),
         "reviewee_key": Key("Student", user_id, namespace=ns),
         "contents": Text(dumps(answers)),
@@ -137,12 +158,7 @@ def submission_row(ns: str, unit_id: str, user_id: str, answers: Any, when: _dt.
 
 def merged_scores(scores_text: str | None, unit_id: str, score: int) -> tuple[str, int]:
     """``Student.scores`` with this score kept only if none was, or it is higher."""
-    try:
-        scores = json.loads(scores_text) if scores_text else {}
-    except ValueError:
-        scores = {}
-    if not isinstance(scores, dict):
-        scores = {}
+    scores = json_object(scores_text)
     best = scores.get(unit_id)
     if not isinstance(best, int) or score > best:
         scores[unit_id] = best = score
@@ -150,12 +166,7 @@ def merged_scores(scores_text: str | None, unit_id: str, score: int) -> tuple[st
 
 
 def merged_answers(data_text: str | None, unit_id: str, answers: Any) -> str:
-    try:
-        data = json.loads(data_text) if data_text else {}
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
+    data = json_object(data_text)
     data[unit_id] = answers
     return dumps(data)
 
@@ -210,34 +221,25 @@ class Learners:
             student["last_seen_on"] = now
             writes.append(student)
         if path_qs is not None:
-            key = Key("StudentPreferencesEntity", user_id, namespace=self.ns)
-            previous = self.store.get(key)
+            previous = self.store.get(preferences_key(self.ns, user_id))
             if previous is None or _last_location(previous) != path_qs:
                 writes.append(preferences_row(self.ns, user_id, path_qs, previous))
-        if outline_shown and self.store.get(self._progress_key(user_id)) is None:
+        if outline_shown and self.store.get(progress_key(self.ns, user_id)) is None:
             writes.append(progress_row(self.ns, user_id, None, None))
         if writes:
             self.store.put_multi(writes)
 
     def last_location(self, user_id: str) -> str | None:
-        found = self.store.get(Key("StudentPreferencesEntity", user_id, namespace=self.ns))
+        found = self.store.get(preferences_key(self.ns, user_id))
         return None if found is None else _last_location(found)
 
-    def _progress_key(self, user_id: str) -> Key:
-        return Key("StudentPropertyEntity", f"{user_id}-{PROPERTY}", namespace=self.ns)
-
     def progress(self, user_id: str, outline: Outline) -> Progress:
-        found = self.store.get(self._progress_key(user_id))
+        found = self.store.get(progress_key(self.ns, user_id))
         return Progress(outline, _progress_values(found))
 
     def update_progress(self, user_id: str, outline: Outline, update: Callable[[Progress], None]) -> Progress:
         """Apply ``update`` to the stored progress, in one transaction; write only a change.
-
-        An update that changes nothing (a lesson seen again) takes no write lock."""
-        progress = self.progress(user_id, outline)
-        update(progress)
-        if not progress.changed:
-            return progress
+        (Pages ask ``Progress.dry_run`` first, so a lesson seen again costs no write.)"""
         with self.store.transaction():
             progress = self.progress(user_id, outline)
             update(progress)
@@ -262,8 +264,7 @@ class Learners:
             stored = self.store.get(answers_key)
             scores_text, best = merged_scores(student.get("scores"), unit_id, score)
             student["scores"] = Text(scores_text)
-            submission_key = Key("Submission", f"(submission:{unit_id}:{user_id})", namespace=self.ns)
-            first = self.store.get(submission_key) is None
+            first = self.store.get(submission_key(self.ns, unit_id, user_id)) is None
             rows = [
                 Entity(answers_key, {"updated_on": now,
                                      "data": Text(merged_answers(stored.get("data") if stored else None,
@@ -282,19 +283,10 @@ class Learners:
 
 
 def _last_location(row: Entity) -> str | None:
-    try:
-        data = json.loads(row.get("data") or "{}")
-    except ValueError:
-        return None
-    location = data.get("last_location") if isinstance(data, dict) else None
+    location = json_object(row.get("data")).get("last_location")
     return location if isinstance(location, str) else None
 
 
 def _progress_values(row: Entity | None) -> dict[str, int]:
-    if row is None or not row.get("value"):
-        return {}
-    try:
-        values = json.loads(row["value"])
-    except ValueError:
-        return {}
-    return {k: v for k, v in values.items() if isinstance(v, int)} if isinstance(values, dict) else {}
+    values = json_object(row.get("value")) if row is not None else {}
+    return {k: v for k, v in values.items() if isinstance(v, int)}

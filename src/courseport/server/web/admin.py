@@ -29,7 +29,7 @@ from ...courses.site_settings import SETTINGS
 from ...errors import UserError
 from ..accounts import Account, Accounts, format_token
 from ..adminlog import AdminLog
-from .pages import form_of
+from .forms import checked_form
 from .render import page, status_page
 from .sessions import Session, Sessions
 from .state import SiteState
@@ -93,11 +93,8 @@ class AdminPages:
 
     async def _form(self, request: Request, session: Session, tab: str) -> dict[str, str] | None:
         """The posted form, if its XSRF token is this session's for this page."""
-        fields = await form_of(request)
-        if fields is None:
-            return None
-        values = dict(fields)
-        return values if self.sessions.check(session, f"admin-{tab}", values.get("xsrf_token")) else None
+        fields = await checked_form(request, self.sessions, session, f"admin-{tab}")
+        return None if fields is None else dict(fields)
 
     async def _post(self, request: Request, session: Session, tab: str,
                     change: Callable[[dict[str, str]], Awaitable[str | Response]]) -> Outcome | Response:

@@ -26,7 +26,8 @@ from ...datastore import Backend
 from ..accounts import MIN_PASSWORD, AccountError, Accounts, normalize_email
 from .admin import AdminPages
 from .events import Events
-from .pages import CoursePages, form_of, redirect
+from .forms import checked_form
+from .pages import CoursePages, redirect
 from .render import NO_CACHE, page, status_page
 from .sessions import Session, Sessions
 from .state import SiteState
@@ -132,10 +133,9 @@ class Web:
                 return self._signin_page(request, session, signup=True, status=200,
                                          error="Sign-up is by invitation: an invited email may sign up here.")
             return self._signin_page(request, session, signup=signup)
-        fields = await form_of(request)
-        action = "signup" if signup else "signin"
-        if fields is None or not self.sessions.check(self.sessions.read(request), action,
-                                                     dict(fields).get("xsrf_token")):
+        fields = await checked_form(request, self.sessions, self.sessions.read(request),
+                                    "signup" if signup else "signin")
+        if fields is None:
             return status_page(403, "/")
         values = dict(fields)
         request.state.continue_url = values.get("continue")
@@ -180,9 +180,7 @@ class Web:
         return response
 
     async def signout(self, request: Request) -> Response:
-        fields = await form_of(request)
-        session = self.sessions.read(request)
-        if fields is None or not self.sessions.check(session, "signout", dict(fields).get("xsrf_token")):
+        if await checked_form(request, self.sessions, self.sessions.read(request), "signout") is None:
             return status_page(403, "/")
         response = RedirectResponse("/", status_code=302)
         self.sessions.clear(response)

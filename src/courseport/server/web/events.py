@@ -18,7 +18,7 @@ from ..._json import dumps
 from ...courses.learning import Learners
 from ...courses.learning.records import enrich, event_row
 from ...datastore import Backend, utcnow
-from .pages import form_of, parse_json
+from .forms import form_of, parse_json
 from .sessions import Sessions
 from .visit import Visit
 from .writer import Writer

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import urllib.parse
 from typing import Any, Awaitable, Callable, TypeVar
 
-from starlette.requests import Request
-
-from ... import _json
 from starlette.responses import RedirectResponse, Response
 
 from ...courses.learning import Learners
 from ...courses.learning.outline import Entry, Outline
+from ...courses.learning.records import json_object
 from ...courses.learning.progress import COMPLETED, IN_PROGRESS, NOT_STARTED, Progress
 from ...courses.vfs import FileSystem
 from ...datastore import Key
+from .forms import NOT_JSON, checked_form, first, parse_json
+
 from .questions import script_json
 from .render import fragment, page, status_page, trusted
 from .sessions import Sessions
@@ -30,59 +29,11 @@ T = TypeVar("T")
 ICONS = {NOT_STARTED: ("notstarted", "Not yet started"), IN_PROGRESS: ("inprogress", "In progress"),
          COMPLETED: ("completed", "Completed")}
 _YOUTUBE_ID = re.compile(r"(?:youtu\.be/|/embed/|/v/|[?&]v=|/watch/)([A-Za-z0-9_-]{11})")
-MAX_FORM_BYTES = 1 << 20
-
 Handler = Callable[[Visit], Awaitable[Response]]
 
 
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=302)
-
-
-async def form_of(request: Request) -> list[tuple[str, str]] | None:
-    """The posted form's fields in order, or None if it is too big or not a form."""
-    size = request.headers.get("content-length")
-    if size is not None and (not size.isdigit() or int(size) > MAX_FORM_BYTES):
-        return None
-    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind == "application/x-www-form-urlencoded":  # what every page posts: parsed directly, fast
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return None
-        try:
-            return urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, encoding="utf-8",
-                                          errors="replace", max_num_fields=1000)
-        except ValueError:  # more fields than allowed
-            return None
-    try:
-        form = await request.form(max_files=0, max_fields=1000)
-    except Exception:  # starlette raises several kinds for a malformed body
-        return None
-    return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-
-
-#: how deep a posted JSON value may nest: stored inside a row (answers under their
-#: unit, an event's values), it stays within what archives may hold (_json.MAX_DEPTH)
-MAX_POSTED_DEPTH = _json.MAX_DEPTH - 10
-
-
-def parse_json(text: str) -> Any:
-    """A posted JSON value, or ``NOT_JSON``: strict (no NaN), and nested at most
-    :data:`MAX_POSTED_DEPTH` levels, so that what is stored reads back."""
-    try:
-        value = _json.STRICT.decode(text)
-    except (ValueError, RecursionError):
-        return NOT_JSON
-    return NOT_JSON if _json.depth_exceeded(value, MAX_POSTED_DEPTH) else value
-
-
-NOT_JSON = object()
-
-
-def _first(fields: list[tuple[str, str]], name: str) -> str | None:
-    return next((v for k, v in fields if k == name), None)
 
 
 class CoursePages:
@@ -327,16 +278,13 @@ class CoursePages:
         student = visit.student if visit.enrolled else None
         saved = None
         readonly_note = None
-        human = "grader: human" in (unit.get("workflow_yaml") or "").replace("{", "").replace("'", "")
+        human = visit.state.outline.human_graded(unit["unit_id"])
         submitted = False
         if student is not None:
             answers = visit.learners.store.get(
                 Key("StudentAnswersEntity", student["user_id"], namespace=visit.state.course.namespace))
             if answers is not None:
-                try:
-                    previous = json.loads(answers.get("data") or "{}").get(str(unit["unit_id"]))
-                except (ValueError, AttributeError):
-                    previous = None
+                previous = json_object(answers.get("data")).get(str(unit["unit_id"]))
                 if isinstance(previous, dict):
                     saved = script_json(previous)
                     submitted = True
@@ -372,25 +320,25 @@ class CoursePages:
         refused = self.need_student(visit)
         if refused is not None:
             return refused
-        fields = await form_of(visit.request)
-        if fields is None or not self.sessions.check(visit.session, "assessment-post", _first(fields, "xsrf_token")):
+        fields = await checked_form(visit.request, self.sessions, visit.session, "assessment-post")
+        if fields is None:
             return status_page(403, visit.slug)
         outline = visit.state.outline
-        unit_id = _first(fields, "assessment_type") or ""
+        unit_id = first(fields, "assessment_type") or ""
         unit = outline.unit(unit_id)
         if unit is None or unit["type"] != "A":
             return status_page(404, visit.slug)
-        human = "human" in (unit.get("workflow_yaml") or "")
+        human = outline.human_graded(unit_id)
         try:
-            if not math.isfinite(float(_first(fields, "score") or "0")):
+            if not math.isfinite(float(first(fields, "score") or "0")):
                 raise ValueError("not a finite score")
         except ValueError:
             return status_page(400, visit.slug)
-        answers = parse_json(_first(fields, "answers") or "[]")
+        answers = parse_json(first(fields, "answers") or "[]")
         if answers is NOT_JSON:
             return status_page(400, visit.slug)
         assert visit.student is not None
-        student, score = visit.student, _first(fields, "score") or "0"
+        student, score = visit.student, first(fields, "score") or "0"
         submitted = await self.write(visit, lambda learners: learners.submit(
             student, outline, str(unit["unit_id"]), score, answers, human_graded=human))
         parent = outline.parent_of(unit_id)
@@ -443,8 +391,8 @@ class CoursePages:
     async def register(self, visit: Visit) -> Response:
         if visit.user is None:
             return redirect(login_url(visit.request))
-        fields = await form_of(visit.request)
-        if fields is None or not self.sessions.check(visit.session, "register-post", _first(fields, "xsrf_token")):
+        fields = await checked_form(visit.request, self.sessions, visit.session, "register-post")
+        if fields is None:
             return status_page(403, visit.slug)
         if not visit.state.outline.can_register:
             return redirect(visit.course_url("course#registration_closed"))
@@ -452,8 +400,8 @@ class CoursePages:
             profile = visit.learners.store.get(Key("PersonalProfile", visit.user.user_id))
             name = (profile.get("nick_name") if profile is not None else None) or ""
         else:
-            name = _first(fields, "form01") or ""
-        user, labels = visit.user, _first(fields, "labels") or ""
+            name = first(fields, "form01") or ""
+        user, labels = visit.user, first(fields, "labels") or ""
         await self.write(visit, lambda learners: learners.register(user, name[:500], fields, labels=labels))
         self.recent.forget(visit.learners, user.user_id)
         return redirect(visit.course_url("course#registration_confirmation"))
@@ -487,8 +435,8 @@ class CoursePages:
         refused = self.need_student(visit)
         if refused is not None:
             return refused
-        fields = await form_of(visit.request)
-        if fields is None or not self.sessions.check(visit.session, "student-unenroll", _first(fields, "xsrf_token")):
+        fields = await checked_form(visit.request, self.sessions, visit.session, "student-unenroll")
+        if fields is None:
             return status_page(403, visit.slug)
         assert visit.student is not None
         uid = visit.student["user_id"]
@@ -502,18 +450,14 @@ class CoursePages:
 
 
 def _scores(student: Any) -> dict[str, float]:
-    try:
-        scores = json.loads(student.get("scores") or "{}")
-    except ValueError:
-        return {}
-    return {str(k): v for k, v in scores.items() if isinstance(v, (int, float))} if isinstance(scores, dict) else {}
+    return {str(k): v for k, v in json_object(student.get("scores")).items() if isinstance(v, (int, float))}
 
 
 def overall_score(outline: Outline, scores: dict[str, float]) -> int | None:
     """Course Builder's overall score: weighted over auto-graded assessments (spec §6.6)."""
     total = weighted = 0.0
     for unit in outline.units:
-        if unit["type"] != "A" or "human" in (unit.get("workflow_yaml") or ""):
+        if unit["type"] != "A" or outline.human_graded(unit["unit_id"]):
             continue
         try:
             weight = float(unit.get("weight") or 0)
