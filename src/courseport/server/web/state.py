@@ -4,25 +4,28 @@ Course rules, each course's settings and units (as an :class:`Outline`), its
 questions and its rendered lesson bodies stay in memory: a lesson page costs
 a session check, a learner lookup and a template, not a parse of the course.
 Edits made elsewhere (the command line, another worker, an upload) show within
-:data:`REVALIDATE` seconds; rendered bodies are kept at most :data:`BODY_TTL`.
+:data:`REVALIDATE` seconds; rendered bodies and questions are kept at most
+:data:`BODY_TTL`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ...courses.coursejson import CourseDataError
+from ...courses.coursejson import CourseDataError, new_course_data
 from ...courses.learning import Outline
 from ...courses.settings import CourseSettingsError, load_course_yaml
 from ...courses.site import COURSE_JSON, COURSE_YAML, Course, Site
 from ...courses.site_settings import SiteSettings
 from ...datastore import Key
 
+log = logging.getLogger("courseport.server")
 REVALIDATE = 2.0
 BODY_TTL = 10.0
 
@@ -33,24 +36,22 @@ class CourseState:
     outline: Outline
     signature: bytes
     checked: float
-    broken: str | None = None  # why the course's settings or units could not be read
-    questions: dict[tuple[str, int], dict | None] = field(default_factory=dict)
     bodies: dict[Any, tuple[float, Any]] = field(default_factory=dict)
 
     def question(self, kind: str, ident: int) -> dict | None:
-        """A QuestionEntity's or QuestionGroupEntity's data, parsed (None if absent or unreadable)."""
-        cache_key = (kind, ident)
-        if cache_key not in self.questions:
-            row = self.course.store.get(Key(kind, ident, namespace=self.course.namespace))
-            data: dict | None = None
-            if row is not None:
-                try:
-                    parsed = json.loads(row.get("data") or "null")
-                    data = parsed if isinstance(parsed, dict) else None
-                except ValueError:
-                    data = None
-            self.questions[cache_key] = data
-        return self.questions[cache_key]
+        """A QuestionEntity's or QuestionGroupEntity's data, parsed (None if absent or
+        unreadable); kept as long as a rendered body, so an edited question shows as soon."""
+        return self.body(("question", kind, ident), lambda: self._read_question(kind, ident))
+
+    def _read_question(self, kind: str, ident: int) -> dict | None:
+        row = self.course.store.get(Key(kind, ident, namespace=self.course.namespace))
+        if row is None:
+            return None
+        try:
+            parsed = json.loads(row.get("data") or "null")
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
 
     def body(self, key: Any, make: Callable[[], Any]) -> Any:
         now = time.monotonic()
@@ -121,15 +122,16 @@ class SiteState:
 
 
 def _load(course: Course, yaml_bytes: bytes | None, signature: bytes, now: float) -> CourseState:
-    from ...courses.coursejson import new_course_data
-
-    broken = None
+    """A course's state; one whose course.yaml cannot be read is served as private
+    (its settings empty), one whose units cannot be read as empty: said in the log."""
     try:
         settings = load_course_yaml(yaml_bytes) if yaml_bytes is not None else {}
     except CourseSettingsError as exc:
-        settings, broken = {}, str(exc)
+        settings = {}
+        log.warning("course %s is served as private: %s", course.slug, exc)
     try:
         data = course.data()
     except CourseDataError as exc:
-        data, broken = new_course_data(), str(exc)
-    return CourseState(course, Outline(settings, data), signature, now, broken)
+        data = new_course_data()
+        log.warning("course %s is served without units: %s", course.slug, exc)
+    return CourseState(course, Outline(settings, data), signature, now)
