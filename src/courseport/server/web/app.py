@@ -23,7 +23,7 @@ from ...courses.learning import Viewer
 from ...courses.site import Course, Site
 from ...courses.vfs import FileSystemError, normalize_path
 from ...datastore import Backend
-from ..accounts import MIN_PASSWORD, AccountError, Accounts, normalize_email
+from ..accounts import AccountError, Accounts, normalize_email
 from .admin import AdminPages
 from .events import Events
 from .forms import checked_form
@@ -102,20 +102,16 @@ class Web:
 
     # --- sign-in --------------------------------------------------------------------
 
-    def _form_session(self, request: Request) -> tuple[Session, bool]:
-        session = self.sessions.read(request)
-        return (session, False) if session is not None else (self.sessions.new(None), True)
-
     def _signin_page(self, request: Request, session: Session, *, signup: bool, error: str | None = None,
-                     status: int = 200, email: str = "") -> Response:
+                     status: int = 200, email: str = "", target: str | None = None) -> Response:
+        """The sign-in (or sign-up) form; ``target`` is where to go after, else the query's ``continue``."""
         action = "signup" if signup else "signin"
         response = page("signin.html", status, title="Sign up" if signup else "Sign in",
                         heading="Create an account" if signup else "Sign in",
                         button="Sign up" if signup else "Sign in", signup=signup,
                         signup_open=self.site.setting("signup") == "open",
                         action=f"/accounts/{action}", form_token=self.sessions.token(session, action),
-                        continue_url=safe_continue(request.query_params.get("continue")
-                                                   or getattr(request.state, "continue_url", None)),
+                        continue_url=safe_continue(target or request.query_params.get("continue")),
                         error=error, email_value=email, login_url="/accounts/signin")
         self.sessions.write(response, request, session)
         return response
@@ -127,38 +123,37 @@ class Web:
         return await self._account_form(request, signup=True)
 
     async def _account_form(self, request: Request, *, signup: bool) -> Response:
-        session, _ = self._form_session(request)
+        # the form's own session: a visitor's first page of this site starts one
+        session = self.sessions.read(request) or self.sessions.new(None)
         if request.method == "GET":
             if signup and self.site.setting("signup") != "open":
                 return self._signin_page(request, session, signup=True, status=200,
                                          error="Sign-up is by invitation: an invited email may sign up here.")
             return self._signin_page(request, session, signup=signup)
-        fields = await checked_form(request, self.sessions, self.sessions.read(request),
-                                    "signup" if signup else "signin")
+        fields = await checked_form(request, self.sessions, session, "signup" if signup else "signin")
         if fields is None:
             return status_page(403, "/")
         values = dict(fields)
-        request.state.continue_url = values.get("continue")
-        email, password = values.get("email", "").strip(), values.get("password", "")
+        email, password, target = values.get("email", "").strip(), values.get("password", ""), values.get("continue")
         client = request.client.host if request.client else "?"
         if self.throttle.blocked(client):
-            return self._signin_page(request, session, signup=signup, status=429, email=email,
+            return self._signin_page(request, session, signup=signup, status=429, email=email, target=target,
                                      error="Too many failed sign-ins from here: wait a few minutes and try again.")
         if signup:
-            return await self._create_account(request, session, email, password, values.get("continue"))
+            return await self._create_account(request, session, email, password, target)
         wait = await run_in_threadpool(self.accounts.locked_for, email)
         if wait > 0:
-            return self._signin_page(request, session, signup=False, status=429, email=email,
+            return self._signin_page(request, session, signup=False, status=429, email=email, target=target,
                                      error=f"Too many failed sign-ins for this account: try again in {int(wait) + 1} s.")
         account = await run_in_threadpool(self.accounts.check_sign_in, email, password)
         if account is None:
             self.throttle.failed(client)
             failures = await run_in_threadpool(self.accounts.failed, email)
             log.warning("web sign-in failed for an account (%d in a row) from %s", failures, client)
-            return self._signin_page(request, session, signup=False, status=401, email=email,
+            return self._signin_page(request, session, signup=False, status=401, email=email, target=target,
                                      error="Wrong email or password.")
         await run_in_threadpool(self.accounts.succeeded, email)
-        return self._signed_in(request, account.email, values.get("continue"))
+        return self._signed_in(request, account.email, target)
 
     async def _create_account(self, request: Request, session: Session, email: str, password: str,
                               target: str | None) -> Response:
@@ -166,12 +161,11 @@ class Web:
             email = normalize_email(email)
             if self.site.setting("signup") != "open" and not await run_in_threadpool(self.accounts.invited, email):
                 raise AccountError(f"sign-up is by invitation, and {email} has no invitation: ask the site's admin")
-            if len(password) < MIN_PASSWORD:
-                raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
-            account = await run_in_threadpool(self.accounts.add_user, email, password)
+            account = await run_in_threadpool(self.accounts.add_user, email, password)  # checks the password
         except AccountError as exc:
             self.throttle.failed(request.client.host if request.client else "?")
-            return self._signin_page(request, session, signup=True, status=400, email=email, error=str(exc))
+            return self._signin_page(request, session, signup=True, status=400, email=email, target=target,
+                                     error=str(exc))
         return self._signed_in(request, account.email, target)
 
     def _signed_in(self, request: Request, email: str, target: str | None) -> Response:
