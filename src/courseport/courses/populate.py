@@ -216,10 +216,7 @@ def course_structure(course: Course) -> Structure:
             human = outline.human_graded(unit_id)  # as POST /answer decides
             assessments.append(Assessment(unit_id, questions, human, outline.parent_of(unit_id)))
     units = [int(u["unit_id"]) for u in data.units if u["type"] == "U"]
-    course_section = outline.settings.get("course")
-    locale = course_section.get("locale") if isinstance(course_section, dict) else None
-    return Structure(course.slug, lessons, assessments, outline,
-                     locale if isinstance(locale, str) and locale else "en_US", units)
+    return Structure(course.slug, lessons, assessments, outline, outline.locale, units)
 
 
 def _number(value: Any, default: float = 0.0) -> float:

@@ -104,6 +104,12 @@ class Outline:
         return title if isinstance(title, str) else ""
 
     @property
+    def locale(self) -> str:
+        """``course:locale``, else en_US: the page locale events carry."""
+        locale = self.course.get("locale")
+        return locale if isinstance(locale, str) and locale else "en_US"
+
+    @property
     def can_register(self) -> bool:
         return _flag(self.reg_form, "can_register", True)
 

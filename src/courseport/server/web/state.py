@@ -18,12 +18,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from markupsafe import Markup
+
 from ...courses.coursejson import CourseDataError, new_course_data
 from ...courses.learning import Outline
 from ...courses.settings import CourseSettingsError, load_course_yaml
 from ...courses.site import COURSE_JSON, COURSE_YAML, Course, Site
 from ...courses.site_settings import SiteSettings
 from ...datastore import Key
+from .render import trusted
 
 log = logging.getLogger("courseport.server")
 REVALIDATE = 2.0
@@ -37,6 +40,10 @@ class CourseState:
     signature: bytes
     checked: float
     bodies: dict[Any, tuple[float, Any]] = field(default_factory=dict)
+    hooks: dict[str, Markup] = field(init=False)  # course.yaml's html_hooks, for the templates
+
+    def __post_init__(self) -> None:
+        self.hooks = html_hooks(self.outline.settings)
 
     def question(self, kind: str, ident: int) -> dict | None:
         """A QuestionEntity's or QuestionGroupEntity's data, parsed (None if absent or
@@ -119,6 +126,22 @@ class SiteState:
             state = _load(course, yaml_bytes, signature, now)
             self._courses[course.raw] = state
             return state
+
+
+def html_hooks(settings: dict) -> dict[str, Markup]:
+    """html_hooks from course.yaml, flattened as ``base.after_body_tag_begins`` → ``after_body_tag_begins``
+    and ``unit.after_leftnav_begins`` → ``unit_after_leftnav_begins`` (authored HTML, shown as written)."""
+    hooks = settings.get("html_hooks")
+    out: dict[str, Markup] = {}
+    if not isinstance(hooks, dict):
+        return out
+    for group, prefix in (("base", ""), ("unit", "unit_")):
+        section = hooks.get(group)
+        if isinstance(section, dict):
+            for name, html in section.items():
+                if isinstance(html, str):
+                    out[prefix + str(name)] = trusted(html)
+    return out
 
 
 def _load(course: Course, yaml_bytes: bytes | None, signature: bytes, now: float) -> CourseState:

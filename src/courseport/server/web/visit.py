@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar
 
 from starlette.requests import Request
 
@@ -16,6 +16,9 @@ from .sessions import Session, Sessions
 from .state import CourseState, SiteState
 
 ADMIN_TTL = 2.0
+STUDENT_TTL = 2.0
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def login_url(request: Request) -> str:
@@ -23,23 +26,39 @@ def login_url(request: Request) -> str:
     return "/accounts/signin?" + urllib.parse.urlencode({"continue": here})
 
 
+class Recent(Generic[K, V]):
+    """Values read in the last ``ttl`` seconds, per worker (emptied when it holds ``limit``)."""
+
+    def __init__(self, ttl: float, limit: int) -> None:
+        self.ttl, self.limit = ttl, limit
+        self._values: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K, read: Callable[[], V]) -> V:
+        now = time.monotonic()
+        found = self._values.get(key)
+        if found is None or now - found[0] > self.ttl:
+            if len(self._values) >= self.limit:
+                self._values.clear()
+            found = (now, read())
+            self._values[key] = found
+        return found[1]
+
+    def forget(self, key: K) -> None:
+        self._values.pop(key, None)
+
+
 class Admins:
     """Whose accounts are admins, cached for a moment per worker."""
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
-        self._cache: dict[str, tuple[float, bool]] = {}
+        self._recent: Recent[str, bool] = Recent(ADMIN_TTL, 10_000)
 
     def is_admin(self, email: str) -> bool:
-        now = time.monotonic()
-        found = self._cache.get(email)
-        if found is None or now - found[0] > ADMIN_TTL:
+        def read() -> bool:
             account = self.accounts.account(email)
-            found = (now, bool(account and account.admin))
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[email] = found
-        return found[1]
+            return bool(account and account.admin)
+        return self._recent.get(email, read)
 
 
 class RecentStudents:
@@ -48,25 +67,14 @@ class RecentStudents:
     a learner sends several a page. Pages always read afresh."""
 
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], tuple[float, Entity | None]] = {}
+        self._recent: Recent[tuple[str, str], Entity | None] = Recent(STUDENT_TTL, 50_000)
 
     def get(self, learners: Learners, user_id: str) -> Entity | None:
-        key = (learners.ns, user_id)
-        now = time.monotonic()
-        found = self._rows.get(key)
-        if found is None or now - found[0] > STUDENT_TTL:
-            if len(self._rows) > 50_000:
-                self._rows.clear()
-            found = (now, learners.student(user_id))
-            self._rows[key] = found
-        return found[1]
+        return self._recent.get((learners.ns, user_id), lambda: learners.student(user_id))
 
     def forget(self, learners: Learners, user_id: str) -> None:
         """After this worker changed the learner's enrolment."""
-        self._rows.pop((learners.ns, user_id), None)
-
-
-STUDENT_TTL = 2.0
+        self._recent.forget((learners.ns, user_id))
 
 
 @dataclass
@@ -125,7 +133,6 @@ def page_values(visit: Visit, sessions: Sessions, **values: Any) -> dict[str, An
     """What every course page's chrome needs (spec §1.5)."""
     request = visit.request
     outline = visit.state.outline
-    hooks = _hooks(outline.settings)
     user = visit.user
     base = f"{request.url.scheme}://{request.url.netloc}{visit.slug.rstrip('/')}/"
     common = {
@@ -142,32 +149,8 @@ def page_values(visit: Visit, sessions: Sessions, **values: Any) -> dict[str, An
         "signout_token": sessions.token(visit.session, "signout") if visit.session else "",
         "record_events": bool(user) and visit.records_events,
         "event_token": sessions.token(visit.session, "event-post") if user and visit.records_events else "",
-        "hooks": hooks,
-        "locale": _locale(outline.settings),
+        "hooks": visit.state.hooks,
+        "locale": outline.locale,
     }
     common.update(values)
     return common
-
-
-def _locale(settings: dict) -> str:
-    course = settings.get("course")
-    locale = course.get("locale") if isinstance(course, dict) else None
-    return locale if isinstance(locale, str) and locale else "en_US"
-
-
-def _hooks(settings: dict) -> dict[str, Any]:
-    """html_hooks from course.yaml, flattened as ``base.after_body_tag_begins`` → ``after_body_tag_begins``
-    and ``unit.after_leftnav_begins`` → ``unit_after_leftnav_begins``."""
-    from .render import trusted
-
-    hooks = settings.get("html_hooks")
-    out: dict[str, Any] = {}
-    if not isinstance(hooks, dict):
-        return out
-    for group, prefix in (("base", ""), ("unit", "unit_")):
-        section = hooks.get(group)
-        if isinstance(section, dict):
-            for name, html in section.items():
-                if isinstance(html, str):
-                    out[prefix + str(name)] = trusted(html)
-    return out
