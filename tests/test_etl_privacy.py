@@ -293,3 +293,22 @@ def test_privacy_archive_uploads_into_a_new_course_with_the_same_rows(world, tmp
             return out
         assert sorted(map(json.dumps, map(comparable, rows[kind]))) == \
             sorted(map(json.dumps, map(comparable, world["rows"][kind]))), kind
+
+
+def test_the_secret_may_come_from_the_environment(world) -> None:
+    """COURSEPORT_PRIVACY_SECRET keeps the secret out of the process list: same pseudonyms as the flag."""
+    target = world["root"] / "from-env.zip"
+    proc = cli_at(world["home"], "download", "datastore", "/sample", "local", "--archive_path", target,
+                  "--privacy", "--datastore_types", KINDS, extra_env={"COURSEPORT_PRIVACY_SECRET": SECRET})
+    assert proc.returncode == 0, proc.stderr
+    assert archive_members(target) == world["members"]
+    # the flag wins over the environment; the environment is not read without --privacy
+    other = world["root"] / "flag-wins.zip"
+    proc = cli_at(world["home"], "download", "datastore", "/sample", "local", "--archive_path", other,
+                  "--privacy", "--privacy_secret", SECRET, "--datastore_types", KINDS,
+                  extra_env={"COURSEPORT_PRIVACY_SECRET": "another"})
+    assert proc.returncode == 0 and archive_members(other) == world["members"]
+    plain = world["root"] / "plain.zip"
+    proc = cli_at(world["home"], "download", "datastore", "/sample", "local", "--archive_path", plain,
+                  "--datastore_types", "Student", extra_env={"COURSEPORT_PRIVACY_SECRET": SECRET})
+    assert proc.returncode == 0, proc.stderr

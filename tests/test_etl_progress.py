@@ -318,3 +318,47 @@ def test_help_lists_the_texts(home: Path, argv: list[str]) -> None:
         assert "how many learners to write" in proc.stdout
     if argv[0] == "delete":
         assert "--datastore_types" in proc.stdout and "download, upload, delete" in proc.stdout
+
+
+# --- progress for programs (--progress_json) -----------------------------------------------
+
+
+def _json_lines(stderr: str) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_progress_json_plans_then_reports_each_task(sample_template: Path, tmp_path: Path) -> None:
+    """A download says its plan (every task and its total) first, then each task's
+    counts, ending with a final line per task whose count is the total."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(db_path(sample_template), db_path(home))
+    target = tmp_path / "a.zip"
+    proc = cli_at(home, "download", "datastore", "/sample", "local", "--archive_path", target,
+                  "--progress_json", "--log_level", "WARNING")
+    assert proc.returncode == 0, proc.stderr
+    lines = _json_lines(proc.stderr)
+    assert lines and "plan" in lines[0] and all("plan" not in line for line in lines[1:])
+    plan = lines[0]["plan"]
+    finals = {line["task"]: line for line in lines[1:] if line["final"]}
+    assert finals and set(finals) <= set(plan)
+    for task, line in finals.items():
+        assert line["done"] == line["total"] == plan[task] > 0 and line["seconds"] >= 0
+    assert sum(plan.values()) == sum(line["done"] for line in finals.values())
+    assert not [line for line in proc.stderr.splitlines() if line and not line.startswith("{")]
+    # an upload plans its kinds from the archive's manifest
+    assert cli_at(home, "courses", "add", "/copy").returncode == 0
+    proc = cli_at(home, "upload", "datastore", "/copy", "local", "--archive_path", target, "--progress_json")
+    assert proc.returncode == 0, proc.stderr
+    uploaded = _json_lines(proc.stderr)
+    assert uploaded[0]["plan"] == plan
+
+
+def test_no_json_without_the_flag(sample_template: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(db_path(sample_template), db_path(home))
+    proc = cli_at(home, "download", "datastore", "/sample", "local", "--archive_path", tmp_path / "a.zip")
+    assert proc.returncode == 0 and not _json_lines(proc.stderr)

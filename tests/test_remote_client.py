@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import string
-from pathlib import Path
 from typing import Iterator
 
 import pytest

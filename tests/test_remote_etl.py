@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from conftest import cli_at, cli_env, db_path, dump_raw, make_store_template
-from servers import Proxy, Server, serving_copy, start_server
+from servers import Proxy, Server, serving_copy
 
 STUDENTS = 300
 

@@ -122,3 +122,21 @@ def exclusive(path: str, what: str, *, subject: str, fix: str, wait: float = 0.0
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+
+
+def is_held(path: str) -> bool | None:
+    """Whether a live process holds the lock at ``path``: True, False (its holder
+    died without removing it), or None (no such lock file: its holder finished)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return True  # not ours to judge (a link, a permission): say it is in use
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -15,6 +15,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 
 _PR_SET_PDEATHSIG = 1
+#: set by a process that runs ``courseport`` as its child (the server's archive
+#: jobs) to its own pid: the command then ends when that process does
+ENV_DIE_WITH_PARENT = "COURSEPORT_DIE_WITH_PARENT"
 
 
 def _die_with_parent(parent: int | None) -> None:
@@ -25,6 +28,14 @@ def _die_with_parent(parent: int | None) -> None:
             pass
     if parent is not None and os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+def die_with_parent_if_asked() -> None:
+    """End with the parent named by ``$COURSEPORT_DIE_WITH_PARENT``, if it is set
+    (and right away if that parent is already gone)."""
+    parent = os.environ.pop(ENV_DIE_WITH_PARENT, "")
+    if parent.isdigit():
+        _die_with_parent(int(parent))
 
 
 def can_fork() -> bool:

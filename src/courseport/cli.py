@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from . import __version__
+from ._workers import die_with_parent_if_asked
 from .courses.populate import populate
 from .courses.sample import install_sample
 from .courses.site import Site
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings_list.add_argument("--course", default=None, metavar="PREFIX", help="a course's settings instead")
     _add_datastore(settings_list)
     settings_set = settings_sub.add_parser(
-        "set", help="change one: record_events on|off, signup open|invitation; with --course: "
+        "set", help="change one: record_events on|off, signup open|invitation, export_retention_days DAYS; with --course: "
                     "availability private|registration_required|registration_optional|public, "
                     "can_record_student_events true|false, title TEXT")
     settings_set.add_argument("name", help="the setting")
@@ -356,6 +357,7 @@ COMMANDS = {"settings": cmd_settings, "serve": cmd_serve, "users": cmd_users, "a
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    die_with_parent_if_asked()
     if argv and argv[0] in ETL_MODES:
         return _guard(lambda: etl_main(argv))
     parser = build_parser()

@@ -38,6 +38,16 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text.strip())
+    except ValueError:
+        raise SettingError(f"{text!r} is not a whole number of days") from None
+    if not 1 <= days <= 3650:
+        raise SettingError(f"{days} is not between 1 and 3650 days")
+    return days
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -53,6 +63,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "course.yaml allows it (course:can_record_student_events)"),
     Setting("signup", "courseport_signup", _choice("open", "invitation"), "open",
             "who may create an account on the sign-up page: anyone (open), or only invited emails (invitation)"),
+    Setting("export_retention_days", "courseport_export_retention_days", _days, 7,
+            "days an archive exported from the admin pages is kept on the server before it is removed"),
 )}
 
 

@@ -26,7 +26,7 @@ from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
 from ..sites import CourseInfo, Reading, Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
-from .progress import Progress
+from .progress import Progress, announce
 from .resume import DownloadRecord
 
 log = logging.getLogger("courseport.etl")
@@ -169,6 +169,7 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
         reading.expect(course.namespace, [kind for kind in kinds if kind_member(kind) not in done],
                        secret=secret, batch_size=batch)
         manifest = Manifest(raw=course.raw, version=course.version, entries=[])
+        announce(lambda: _totals(site, course, files, kinds, done), enabled=progress)
         result.files = _write_files(writer, reading, course, files, done, manifest, args, progress)
         for kind in kinds:
             member = kind_member(kind)
@@ -187,6 +188,14 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
         writer.commit(manifest)
     DownloadRecord.remove(path)
     return result
+
+
+def _totals(site: Site, course: CourseInfo, files, kinds: list[str], done: set[str]) -> dict[str, int | None]:
+    """What is left to write, for --progress_json's plan: counted from the site, not the
+    reading (a remote reading streams kinds in order, counting each as it comes)."""
+    totals: dict[str, int | None] = {"files": len(files)} if files else {}
+    totals.update((kind, site.count(kind, course.namespace)) for kind in kinds if kind_member(kind) not in done)
+    return totals
 
 
 def _write_files(writer, reading: Reading, course: CourseInfo, files, done, manifest, args, progress) -> int:

@@ -38,7 +38,7 @@ from ..models import COURSE_KINDS, VFS_KINDS, is_internal_kind
 from ..sites import CourseInfo, RowDecoder, RowError, Site
 from .args import EtlArgs
 from .errors import EtlError, check_app_id
-from .progress import Progress, say
+from .progress import Progress, announce, say
 from .keyorder import HASH_KEY, KeyOrder, chunk_digests, chunk_order, find_duplicate
 from .vfscheck import DATA, META, check_files, read_archive_files
 
@@ -139,6 +139,8 @@ class _Upload:
             present = set(reader.names())
             files = self._plan_files(reader, manifest, present) if args.type == "course" else []
             plans = plan_upload_kinds(args, manifest, present)
+            announce(lambda: {**({"files": len(files)} if files else {}),
+                              **{plan.kind: plan.expected for plan in plans}}, enabled=self.progress)
             result = UploadResult(args.archive_path)
             with self._stack:
                 job = (reader, course, files, plans, set(existing_files), empty, result)

@@ -23,6 +23,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_BATCH_SIZE = 20
 MAX_BATCH_SIZE = 1_000_000
 DEFAULT_PORT = 8081
+#: the privacy secret, read when --privacy is given without --privacy_secret (an
+#: environment keeps it out of the process list, where a flag is seen by all)
+ENV_PRIVACY_SECRET = "COURSEPORT_PRIVACY_SECRET"
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
@@ -54,6 +57,7 @@ class EtlArgs:
     privacy_secret: str | None = None
     resume: bool = False
     verbose: bool = False
+    progress_json: bool = False
     archive_type_given: bool = False
 
 
@@ -113,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(parser, "privacy", action="store_true",
           help="download datastore: strip or hash what identifies a learner")
     _flag(parser, "privacy_secret", default=None,
-          help="download datastore --privacy: the HMAC secret (default: a random one per run)")
+          help=f"download datastore --privacy: the HMAC secret (default: ${ENV_PRIVACY_SECRET}, "
+               "else a random one per run)")
     _flag(parser, "resume", action="store_true", help="resume an interrupted download or upload")
     _flag(parser, "verbose", action="store_true", help="log every file and entity")
+    _flag(parser, "progress_json", action="store_true",
+          help="progress as JSON lines on stderr, for programs (docs/etl.md)")
     return parser
 
 
@@ -157,12 +164,19 @@ def parse_args(argv: Sequence[str]) -> EtlArgs:
         port=ns.port,
         ca_file=ns.ca_file,
         privacy=ns.privacy,
-        privacy_secret=ns.privacy_secret,
+        privacy_secret=_privacy_secret(ns),
         resume=ns.resume,
         verbose=ns.verbose,
+        progress_json=ns.progress_json,
     )
     validate(args)
     return args
+
+
+def _privacy_secret(ns: argparse.Namespace) -> str | None:
+    if ns.privacy_secret is not None or not (ns.privacy and ns.mode == "download" and ns.type == "datastore"):
+        return ns.privacy_secret
+    return os.environ.get(ENV_PRIVACY_SECRET) or None
 
 
 def validate(args: EtlArgs) -> None:

@@ -11,7 +11,7 @@ from . import api
 from ..sites import Site
 from .args import EtlArgs, parse_args
 from .open import using_site
-from .progress import LineAwareHandler, end_line
+from .progress import LineAwareHandler, end_line, report_as_json
 
 log = logging.getLogger("courseport.etl")
 
@@ -100,7 +100,9 @@ def main(argv: Sequence[str]) -> int:
         return 0
     started = time.perf_counter()
     # progress is said at INFO: --log_level WARNING quiets the bars on a terminal too
-    progress = log.isEnabledFor(logging.INFO)
+    progress = log.isEnabledFor(logging.INFO) or args.progress_json
+    if args.progress_json:
+        report_as_json(sys.stderr)
     try:
         result = call(args, progress=progress)
     finally:

@@ -8,15 +8,21 @@ fits too. tqdm's ``format_meter`` lays the line out; courseport keeps the
 throttle, the width and the writing. Elsewhere (a pipe, a file, CI) a plain
 log line every ``log_every`` seconds and one at the end: no bar, no escape
 codes. A task that did nothing (an empty kind) prints nothing.
+
+With ``--progress_json`` (:func:`report_as_json`) every line is instead a JSON
+object, for a program to read (the server's archive jobs do): first
+``{"plan": {task: total or null, ...}}``, then ``{"task", "done", "total",
+"seconds", "final"}`` about twice a second per running task.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 log = logging.getLogger("courseport.etl")
 
@@ -26,6 +32,33 @@ _CLEAR = "\x1b[K"  # clears what a longer previous line left behind
 
 #: the stream a bar is drawn on whose line has no newline yet (see LineAwareHandler)
 _open_line: TextIO | None = None
+#: where progress goes as JSON lines instead of bars and log lines (--progress_json)
+_json_stream: TextIO | None = None
+_JSON_INTERVAL = 0.5
+
+
+def report_as_json(stream: TextIO | None) -> None:
+    """From now on, progress is JSON lines on ``stream`` (None: bars and log lines again)."""
+    global _json_stream
+    _json_stream = stream
+
+
+def _write_json(data: dict) -> None:
+    if _json_stream is None:
+        return
+    try:
+        _json_stream.write(json.dumps(data) + "\n")
+        _json_stream.flush()
+    except (OSError, ValueError):  # the reader went away: progress never fails the work
+        pass
+
+
+def announce(totals: Callable[[], dict[str, int | None]], *, enabled: bool = True) -> None:
+    """The tasks about to run and their totals (None where unknown): said only as JSON,
+    so that a reader can tell the whole work's progress and ETA; ``totals`` is called
+    only then (counting may cost a scan)."""
+    if enabled and _json_stream is not None:
+        _write_json({"plan": totals()})
 
 
 def _duration(seconds: float) -> str:
@@ -131,13 +164,14 @@ class Progress:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled and self.stream is not None
-        self.tty = self.enabled and is_terminal(self.stream)
+        self.json = self.enabled and _json_stream is not None
+        self.tty = self.enabled and not self.json and is_terminal(self.stream)
         self.width = width
         self.done = 0
         self.started = time.monotonic()
         self.ended: float | None = None
         self.reported = False
-        self._interval = interval if self.tty else log_every
+        self._interval = _JSON_INTERVAL if self.json else interval if self.tty else log_every
         self._next_draw = self.started + (0 if self.tty else self._interval)
 
     def advance(self, count: int) -> None:
@@ -172,7 +206,10 @@ class Progress:
         return self.total if self.total and self.total >= self.done else None
 
     def _report(self, now: float, final: bool) -> None:
-        if self.tty:
+        if self.json:
+            _write_json({"task": self.label, "done": self.done, "total": self.total,
+                         "seconds": round(now - self.started, 3), "final": final})
+        elif self.tty:
             _write_line(self.stream, self.render(now - self.started, final), end=final)
         else:
             log.info("%s", self.log_line(now - self.started, final))

@@ -50,6 +50,7 @@ def create_app(store: str | Backend, *, allow_insecure_http: bool = False) -> St
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        web.start()
         try:
             yield
         finally:

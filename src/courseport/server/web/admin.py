@@ -60,7 +60,7 @@ class AdminPages:
         self.log = AdminLog(accounts.store)
 
     def routes(self) -> list[Route]:
-        admin = self._admin
+        admin = self.guard
         return [
             Route("/admin", admin(self.courses), methods=["GET", "POST"]),
             Route("/admin/course", admin(self.course), methods=["GET", "POST"]),
@@ -70,25 +70,25 @@ class AdminPages:
             Route("/admin/log", admin(self.show_log), methods=["GET"]),
         ]
 
-    def _admin(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             session = self.sessions.read(request)
             if session is None or session.email is None:
                 return RedirectResponse(login_url(request), status_code=302)
             account = await run_in_threadpool(self.accounts.account, session.email)
             if account is None or not account.admin:
-                return page("message.html", 403, **self._chrome(request, session), heading="Admins only",
+                return page("message.html", 403, **self.chrome(request, session), heading="Admins only",
                             lines=[f"{session.email} is not an admin of this site."], link=("/", "Courses"))
             return await handler(request, session, account)
         return endpoint
 
-    def _chrome(self, request: Request, session: Session) -> dict[str, Any]:
+    def chrome(self, request: Request, session: Session) -> dict[str, Any]:
         return {"title": "Admin", "site_title": "courseport admin", "home_href": "/admin",
                 "email": session.email, "login_url": login_url(request),
                 "signout_token": self.sessions.token(session, "signout")}
 
-    def _page(self, request: Request, session: Session, tab: str, status: int = 200, **values: Any) -> Response:
-        return page("admin.html", status, **self._chrome(request, session), tab=tab,
+    def render(self, request: Request, session: Session, tab: str, status: int = 200, **values: Any) -> Response:
+        return page("admin.html", status, **self.chrome(request, session), tab=tab,
                     form_token=self.sessions.token(session, f"admin-{tab}"), **values)
 
     async def _form(self, request: Request, session: Session, tab: str) -> dict[str, str] | None:
@@ -96,7 +96,7 @@ class AdminPages:
         fields = await checked_form(request, self.sessions, session, f"admin-{tab}")
         return None if fields is None else dict(fields)
 
-    async def _post(self, request: Request, session: Session, tab: str,
+    async def post(self, request: Request, session: Session, tab: str,
                     change: Callable[[dict[str, str]], Awaitable[str | Response]]) -> Outcome | Response:
         """A page's form post: refused (403) without this page's token; a user's
         error is shown on the page (400); ``change`` may answer a response of its own."""
@@ -119,7 +119,7 @@ class AdminPages:
             self.site.forget_rules()
             return message
 
-        outcome = await self._post(request, session, "courses", create)
+        outcome = await self.post(request, session, "courses", create)
         if isinstance(outcome, Response):
             return outcome
 
@@ -133,7 +133,7 @@ class AdminPages:
                             "availability": availability(settings),
                             "learners": self.site.site.store.count("Student", rule.namespace)})
             return out
-        return self._page(request, session, "courses", outcome.status, courses=await run_in_threadpool(rows),
+        return self.render(request, session, "courses", outcome.status, courses=await run_in_threadpool(rows),
                           message=outcome.message, error=outcome.error)
 
     def _create_course(self, who: Account, form: dict[str, str]) -> str:
@@ -155,7 +155,7 @@ class AdminPages:
         slug = request.query_params.get("slug", "")
         state = self.site.course_for(slug) if slug.startswith("/") else None
         if state is None or state.course.slug != slug:
-            return self._page(request, session, "courses", 404, courses=[], error=f"no course at {slug!r}")
+            return self.render(request, session, "courses", 404, courses=[], error=f"no course at {slug!r}")
         course = state.course
 
         async def change(form: dict[str, str]) -> str | Response:
@@ -171,7 +171,7 @@ class AdminPages:
                 self.log.record(who.email, "course settings", f"{course.slug}: {', '.join(changed)}")
             return "Saved." if changed else "Nothing changed."
 
-        outcome = await self._post(request, session, "course", change)
+        outcome = await self.post(request, session, "course", change)
         if isinstance(outcome, Response):
             return outcome
         outline = self.site.course_state(course, fresh=outcome.message is not None).outline
@@ -179,7 +179,7 @@ class AdminPages:
                   "availability": availability(outline.settings), "records": outline.records_events,
                   "header": outline.reg_form.get("header_text") or "",
                   "fields": outline.reg_form.get("additional_registration_fields") or ""}
-        return self._page(request, session, "course", outcome.status, course=values, message=outcome.message,
+        return self.render(request, session, "course", outcome.status, course=values, message=outcome.message,
                           error=outcome.error, availabilities=AVAILABILITIES)
 
     @staticmethod
@@ -208,24 +208,24 @@ class AdminPages:
             self.site.forget_settings()
             return "Saved."
 
-        outcome = await self._post(request, session, "settings", save)
+        outcome = await self.post(request, session, "settings", save)
         if isinstance(outcome, Response):
             return outcome
         current = self.site.settings.all()
         rows = [{"name": name, "value": _shown(current[name]), "choices": _CHOICES.get(name, ()),
                  "help": setting.help} for name, setting in SETTINGS.items()]
-        return self._page(request, session, "settings", outcome.status, settings=rows, message=outcome.message,
+        return self.render(request, session, "settings", outcome.status, settings=rows, message=outcome.message,
                           error=outcome.error)
 
     async def users(self, request: Request, session: Session, who: Account) -> Response:
         async def change(form: dict[str, str]) -> str:
             return await run_in_threadpool(self._change_user, who, form.get("action", ""), form.get("email", ""))
 
-        outcome = await self._post(request, session, "users", change)
+        outcome = await self.post(request, session, "users", change)
         if isinstance(outcome, Response):
             return outcome
         users = await run_in_threadpool(self.accounts.users)
-        return self._page(request, session, "users", outcome.status, users=sorted(users, key=lambda u: u.email),
+        return self.render(request, session, "users", outcome.status, users=sorted(users, key=lambda u: u.email),
                           message=outcome.message, error=outcome.error)
 
     def _change_user(self, who: Account, action: str, email: str) -> str:
@@ -261,13 +261,13 @@ class AdminPages:
                 return f"Revoked {info.name!r} of {info.email}."
             raise UserError("unknown action")
 
-        outcome = await self._post(request, session, "app-passwords", change)
+        outcome = await self.post(request, session, "app-passwords", change)
         if isinstance(outcome, Response):
             return outcome
         passwords = [{"id": p.id, "name": p.name, "email": p.email, "created": f"{p.created:%Y-%m-%d %H:%M}",
                       "last_used": f"{p.last_used:%Y-%m-%d %H:%M}" if p.last_used else "never"}
                      for p in await run_in_threadpool(self.accounts.app_passwords)]
-        response = self._page(request, session, "app-passwords", outcome.status, passwords=passwords,
+        response = self.render(request, session, "app-passwords", outcome.status, passwords=passwords,
                               message=outcome.message or None, error=outcome.error,
                               new_password=made.get("password"), new_name=made.get("name"))
         if made:
@@ -275,7 +275,7 @@ class AdminPages:
         return response
 
     async def show_log(self, request: Request, session: Session, who: Account) -> Response:
-        return self._page(request, session, "log", entries=await run_in_threadpool(self.log.recent))
+        return self.render(request, session, "log", entries=await run_in_threadpool(self.log.recent))
 
 
 def _shown(value: object) -> str:

@@ -24,7 +24,9 @@ from ...courses.site import Course, Site
 from ...courses.vfs import FileSystemError, normalize_path
 from ...datastore import Backend
 from ..accounts import AccountError, Accounts, normalize_email
+from ..archives import ArchiveJobs
 from .admin import AdminPages
+from .admin_archives import ArchivePages
 from .events import Events
 from .forms import checked_form
 from .pages import CoursePages, redirect
@@ -85,8 +87,17 @@ class Web:
         self.events = Events(self.sessions, self.writer)
         self.throttle = ClientThrottle()
         self.admin = AdminPages(self.site, self.accounts, self.sessions)
+        self.jobs = ArchiveJobs(store)
+        self.archives = ArchivePages(self.admin, self.jobs)
+
+    def start(self) -> None:
+        """At a worker's start: archive jobs whose server stopped are marked failed."""
+        for job in self.jobs.recover():
+            log.warning("archive job %s (%s %s %s) was cut short by a server stop: marked failed",
+                        job.id, job.action, job.type, job.course)
 
     def close(self) -> None:
+        self.jobs.stop()
         self.writer.close()
 
     def routes(self) -> list[BaseRoute]:
@@ -96,6 +107,7 @@ class Web:
             Route("/accounts/signup", self.signup, methods=["GET", "POST"]),
             Route("/accounts/signout", self.signout, methods=["POST"]),
             *self.admin.routes(),
+            *self.archives.routes(),
             Mount("/static/courseport", app=StaticFiles(directory=str(STATIC)), name="static"),
             Route("/{path:path}", self.course, methods=["GET", "POST"]),
         ]

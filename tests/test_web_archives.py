@@ -1,0 +1,309 @@
+"""Archives from the browser (issue 9): downloads and uploads run as jobs on a real
+server, for admins only, with the command line's options, checks and errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import cli_at
+from servers import ADMIN, ADMIN_PASSWORD, Server, start_server
+from web import Learner, course_server, form_token, home_store
+
+SECRET = "a secret of the admin's own"
+STUDENTS = 300
+
+
+def _prepare(home: Path) -> None:
+    assert cli_at(home, "populate", "/sample", "--students", str(STUDENTS)).returncode == 0
+    assert cli_at(home, "courses", "add", "/empty").returncode == 0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with course_server(tmp_path_factory.mktemp("archives"), live_sample=None, prepare=_prepare) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(server: Server) -> Learner:
+    person = Learner(server.url, ADMIN)
+    assert person.sign_in(ADMIN_PASSWORD).status_code == 302
+    return person
+
+
+def token(admin: Learner) -> str:
+    return form_token(admin.get("/admin/archives").text, "/admin/archives")
+
+
+def start_download(admin: Learner, **fields: str) -> str:
+    """Start a download job from the page's form; its id."""
+    answer = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "export", **fields})
+    assert answer.status_code == 303, answer.text[:500]
+    return answer.headers["location"].rpartition("started=")[2]
+
+
+def start_upload(admin: Learner, archive: bytes, **fields: str) -> httpx.Response:
+    return admin.http.post("/admin/archives/import", data={"xsrf_token": token(admin), **fields},
+                           files={"archive": ("course.zip", archive, "application/zip")})
+
+
+def jobs(admin: Learner) -> dict[str, dict[str, Any]]:
+    answer = admin.get("/admin/archives/jobs")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+    return {job["id"]: job for job in answer.json()["jobs"]}
+
+
+def wait(admin: Learner, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs(admin)[job_id]
+        if job["state"] != "running":
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still running after {timeout}s")
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if name != "manifest.json"}
+
+
+# --- who may ------------------------------------------------------------------
+
+
+def test_archive_pages_and_files_refuse_visitors_and_learners(server: Server, admin: Learner) -> None:
+    done = wait(admin, start_download(admin, course="/sample", type="course"))
+    assert done["state"] == "done", done
+    anonymous = Learner(server.url, "nobody@example.com")
+    learner = Learner(server.url, "learner-archives@example.com")
+    assert learner.sign_up().status_code == 302
+    for path in ("/admin/archives", "/admin/archives/jobs", f"/admin/archives/file?id={done['id']}"):
+        answer = anonymous.get(path)
+        assert answer.status_code == 302 and answer.headers["location"].startswith("/accounts/signin"), path
+        refused = learner.get(path)
+        assert refused.status_code == 403 and "PK" not in refused.text and done["id"] not in refused.text, path
+    for who in (anonymous, learner):
+        assert who.post("/admin/archives", {"action": "export", "course": "/sample", "type": "course"}).status_code \
+            in (302, 403)
+        assert who.http.post("/admin/archives/import", data={"course": "/empty", "type": "course"},
+                             files={"archive": ("a.zip", b"PK", "application/zip")}).status_code in (302, 403)
+    fetched = admin.get(f"/admin/archives/file?id={done['id']}")
+    assert fetched.status_code == 200 and fetched.content.startswith(b"PK")
+    assert fetched.headers["cache-control"] == "no-store"
+    assert "attachment" in fetched.headers["content-disposition"]
+
+
+def test_forms_need_the_pages_token(server: Server, admin: Learner) -> None:
+    before = set(jobs(admin))
+    other = form_token(admin.get("/admin/settings").text, "/admin/settings")
+    for bad in (None, "", other, "1/" + "x" * 24):
+        fields = {"action": "export", "course": "/sample", "type": "course"}
+        if bad is not None:
+            fields["xsrf_token"] = bad
+        assert admin.post("/admin/archives", fields).status_code == 403, bad
+        data = {"course": "/empty", "type": "course", **({"xsrf_token": bad} if bad is not None else {})}
+        assert admin.http.post("/admin/archives/import", data=data,
+                               files={"archive": ("a.zip", b"PK", "application/zip")}).status_code == 403, bad
+    assert set(jobs(admin)) == before
+
+
+def test_exports_are_kept_where_only_this_user_reads(server: Server, admin: Learner) -> None:
+    wait(admin, start_download(admin, course="/sample", type="course"))
+    folder = server.home / "exports"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+# --- downloads ----------------------------------------------------------------------
+
+
+def test_a_privacy_download_matches_the_command_lines(server: Server, admin: Learner, tmp_path: Path) -> None:
+    job_id = start_download(admin, course="/sample", type="datastore", privacy="on", secret=SECRET)
+    job = wait(admin, job_id)
+    assert job["state"] == "done", job
+    assert job["options"] == "privacy, with the admin's secret" and SECRET not in str(job)
+    data = admin.get(f"/admin/archives/file?id={job_id}").content
+    assert len(data) == job["size"]
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() == job["sha256"]
+    exported = tmp_path / "browser.zip"
+    exported.write_bytes(data)
+    assert cli_at(server.home, "verify", "--archive_path", str(exported)).returncode == 0
+    by_cli = tmp_path / "cli.zip"
+    proc = cli_at(server.home, "download", "datastore", "/sample", "local", "--archive_path", str(by_cli),
+                  "--privacy", "--privacy_secret", SECRET)
+    assert proc.returncode == 0, proc.stderr
+    assert members(data) == members(by_cli.read_bytes())
+    assert job["rows"] == job["done"] > STUDENTS
+    log = admin.get("/admin/log").text
+    assert f"job {job_id}" in log and SECRET not in log
+
+
+def test_kinds_to_include_and_leave_out(server: Server, admin: Learner) -> None:
+    only = wait(admin, start_download(admin, course="/sample", type="datastore", kinds="Student, EventEntity"))
+    assert only["state"] == "done", only
+    names = members(admin.get(f"/admin/archives/file?id={only['id']}").content)
+    assert sorted(names) == ["models/EventEntity.json", "models/Student.json"]
+    left = wait(admin, start_download(admin, course="/sample", type="datastore", exclude="EventEntity"))
+    names = members(admin.get(f"/admin/archives/file?id={left['id']}").content)
+    assert "models/EventEntity.json" not in names and "models/Student.json" in names
+
+
+def test_the_command_lines_errors_are_shown_on_the_job(server: Server, admin: Learner) -> None:
+    failed = wait(admin, start_download(admin, course="/sample", type="datastore", kinds="Student,NoSuchKind"))
+    assert failed["state"] == "failed"
+    assert failed["message"].startswith("Requested types not found: NoSuchKind. Available types are: ")
+    assert failed["file"] is None
+    assert admin.get(f"/admin/archives/file?id={failed['id']}").status_code == 404
+    assert not [name for name in os.listdir(server.home / "exports") if failed["id"] in name]
+
+
+def test_mistakes_in_the_form_are_said_on_the_page(server: Server, admin: Learner) -> None:
+    before = set(jobs(admin))
+    for fields, said in (({"course": "/nowhere", "type": "datastore"}, "no course at"),
+                         ({"course": "/sample", "type": "everything"}, "type must be"),
+                         ({"course": "/sample", "type": "datastore", "kinds": "--force_overwrite"}, "not a kind name"),
+                         ({"course": "/sample", "type": "course", "privacy": "on"}, "apply to a datastore"),
+                         ({"course": "/sample", "type": "datastore", "secret": "s"}, "goes with privacy")):
+        answer = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "export", **fields})
+        assert answer.status_code == 400 and said in answer.text, (fields, answer.text[-800:])
+    assert set(jobs(admin)) == before
+
+
+def test_two_downloads_of_one_course_at_once(server: Server, admin: Learner) -> None:
+    first = start_download(admin, course="/sample", type="datastore")
+    second = start_download(admin, course="/sample", type="datastore")
+    one, two = wait(admin, first), wait(admin, second)
+    assert one["state"] == two["state"] == "done", (one, two)
+    assert one["file"] != two["file"] and one["rows"] == two["rows"] > STUDENTS
+    assert members(admin.get(f"/admin/archives/file?id={first}").content) == \
+        members(admin.get(f"/admin/archives/file?id={second}").content)
+
+
+def test_deleting_a_job_removes_its_archive(server: Server, admin: Learner) -> None:
+    job = wait(admin, start_download(admin, course="/sample", type="course"))
+    path = server.home / "exports" / job["file"]
+    assert path.is_file()
+    answer = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "delete", "id": job["id"]})
+    assert answer.status_code == 200 and f"Deleted job {job['id']}" in answer.text
+    assert not path.exists() and job["id"] not in jobs(admin)
+    assert admin.get(f"/admin/archives/file?id={job['id']}").status_code == 404
+
+
+# --- uploads ------------------------------------------------------------------------
+
+
+def test_an_upload_into_an_empty_course_and_the_command_lines_refusal(server: Server, admin: Learner) -> None:
+    course = wait(admin, start_download(admin, course="/sample", type="course"))
+    archive = admin.get(f"/admin/archives/file?id={course['id']}").content
+    answer = start_upload(admin, archive, course="/empty", type="course")
+    assert answer.status_code == 303, answer.text[-500:]
+    done = wait(admin, answer.headers["location"].rpartition("started=")[2])
+    assert done["state"] == "done", done
+    assert done["message"].startswith("uploaded course /empty: ") and str(server.home) not in done["message"]
+    listed = cli_at(server.home, "download", "course", "/empty", "local", "--archive_path",
+                    str(server.home.parent / "empty-course.zip"))
+    assert listed.returncode == 0, listed.stderr
+    again = wait(admin, start_upload(admin, archive, course="/empty", type="course")
+                 .headers["location"].rpartition("started=")[2])
+    assert again["state"] == "failed"
+    assert again["message"].startswith("course /empty is not empty (") and "--force_overwrite" in again["message"]
+    assert not list((server.home / "imports").iterdir())
+
+
+def test_an_upload_of_something_that_is_not_an_archive(server: Server, admin: Learner) -> None:
+    answer = start_upload(admin, b"not a zip at all", course="/empty", type="datastore")
+    failed = wait(admin, answer.headers["location"].rpartition("started=")[2])
+    assert failed["state"] == "failed" and "zip" in failed["message"].lower(), failed
+    assert str(server.home) not in failed["message"]
+    missing = admin.http.post("/admin/archives/import", data={"xsrf_token": token(admin), "course": "/empty",
+                                                               "type": "datastore"})
+    assert missing.status_code == 400 and "choose an archive" in missing.text
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(fields=st.dictionaries(st.sampled_from(["course", "type", "kinds", "exclude", "secret", "privacy", "action", "id"]),
+                              st.text(max_size=40)))
+def test_any_form_is_answered_without_a_server_error(server: Server, admin: Learner,
+                                                     fields: dict[str, str]) -> None:
+    fields = {**fields, "action": fields.get("action", "export")}
+    if fields["action"] == "export" and fields.get("course") == "/sample" and fields.get("type") in (
+            "course", "datastore"):
+        fields["course"] = "/nowhere"  # no jobs started by the hundred
+    answer = admin.post("/admin/archives", {"xsrf_token": token(admin), **fields})
+    assert answer.status_code in (200, 303, 400), (fields, answer.status_code)
+    ids = ["", "..", "../../etc/passwd", "x" * 100, fields.get("id", "")]
+    for job_id in ids:
+        assert admin.get("/admin/archives/file", params={"id": job_id}).status_code == 404
+
+
+# --- a server killed while a job runs -----------------------------------------------------
+
+
+def test_a_job_cut_short_by_a_killed_server_shows_failed(tmp_path: Path) -> None:
+    def prepare(home: Path) -> None:
+        assert cli_at(home, "populate", "/sample", "--students", "6000").returncode == 0
+
+    with course_server(tmp_path, live_sample=None, prepare=prepare) as first:
+        admin = Learner(first.url, ADMIN)
+        assert admin.sign_in(ADMIN_PASSWORD).status_code == 302
+        job_id = start_download(admin, course="/sample", type="datastore")
+        deadline = time.monotonic() + 60
+        while jobs(admin)[job_id]["done"] == 0:
+            assert time.monotonic() < deadline and jobs(admin)[job_id]["state"] == "running", jobs(admin)[job_id]
+            time.sleep(0.05)
+        first.kill()
+        home = first.home
+        assert [name for name in os.listdir(home / "exports") if name.endswith(".partial")], "the kill came too late"
+        time.sleep(3)  # time enough for an orphaned download to finish, had it gone on
+        assert not [name for name in os.listdir(home / "exports") if name.endswith(".zip")]
+    second = start_server(home, app_password=first.app_password)
+    try:
+        admin = Learner(second.url, ADMIN)
+        assert admin.sign_in(ADMIN_PASSWORD).status_code == 302
+        job = jobs(admin)[job_id]
+        assert job["state"] == "failed" and "server stopped" in job["message"] and job["file"] is None
+        assert admin.get(f"/admin/archives/file?id={job_id}").status_code == 404
+        assert not [name for name in os.listdir(home / "exports") if job_id in name]
+        again = wait(admin, start_download(admin, course="/sample", type="datastore"), timeout=120)
+        assert again["state"] == "done", again
+        assert not [name for name in os.listdir(home / "exports") if ".partial" in name]
+    finally:
+        second.stop()
+
+
+# --- retention -------------------------------------------------------------------------
+
+
+def test_archives_older_than_the_retention_go(tmp_path: Path) -> None:
+    import datetime as dt
+    from courseport.server.archives import ArchiveJobs
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cli_at(home, "init").returncode == 0
+    store = home_store(home)
+    try:
+        archives = ArchiveJobs(store, home)
+        job = archives.start_download("a@example.com", "/sample", "course")
+        deadline = time.monotonic() + 60
+        while archives.get(job.id).state == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        path = home / "exports" / str(archives.get(job.id).file)
+        assert path.is_file()
+        assert archives.expire(7) == []  # not old yet
+        later = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(days=7, minutes=1)
+        assert [gone.id for gone in archives.expire(7, now=later)] == [job.id]
+        assert not path.exists() and archives.all() == []
+    finally:
+        store.close()
