@@ -307,3 +307,29 @@ def test_archives_older_than_the_retention_go(tmp_path: Path) -> None:
         assert not path.exists() and archives.all() == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("what", ["file", "symlink", "fifo"])
+def test_an_exports_folder_that_is_not_a_folder_is_refused(tmp_path: Path, what: str) -> None:
+    from courseport.server.archives import ArchiveJobError, ArchiveJobs
+
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cli_at(home, "init").returncode == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    exports = home / "exports"
+    if what == "file":
+        exports.write_text("not a folder")
+    elif what == "symlink":
+        exports.symlink_to(elsewhere)
+    else:
+        os.mkfifo(exports)
+    store = home_store(home)
+    try:
+        with pytest.raises(ArchiveJobError, match="is not a folder"):
+            ArchiveJobs(store, home).start_download("a@example.com", "/sample", "course")
+        assert ArchiveJobs(store, home).all() == []
+    finally:
+        store.close()
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and not list(elsewhere.iterdir())

@@ -43,7 +43,7 @@ from .._workers import ENV_DIE_WITH_PARENT
 from ..archive import ArchiveError, open_reader
 from ..courses.rules import ACCOUNTS_NAMESPACE
 from ..datastore import Backend, Entity, Key, home_dir, utcnow
-from ..errors import UserError
+from ..errors import UserError, describe_os_error
 
 log = logging.getLogger("courseport.server")
 
@@ -219,9 +219,13 @@ class ArchiveJobs:
         _check_type(type)
         job = self._new("upload", type, course, who, f"from {name or 'an archive'}")
         source = self._folder(self.imports) / f"{job.id}.zip"
-        with _private_file(source) as out:
-            while chunk := archive.read(1 << 20):
-                out.write(chunk)
+        try:
+            with _private_file(source) as out:
+                while chunk := archive.read(1 << 20):
+                    out.write(chunk)
+        except OSError as exc:  # a full disk, most likely
+            source.unlink(missing_ok=True)
+            raise ArchiveJobError(f"the server could not keep the archive: {describe_os_error(exc)}") from None
         argv = ["upload", type, course, self.store.url, f"--archive_path={source}", "--archive_type=zip"]
         try:
             return self._start(job, argv, {}, remove_after=source)
@@ -411,7 +415,13 @@ class ArchiveJobs:
 
     @staticmethod
     def _folder(path: Path) -> Path:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """``path``, a folder only this user may read (made if missing)."""
+        try:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except FileExistsError:
+            pass
+        if path.is_symlink() or not path.is_dir():
+            raise ArchiveJobError(f"{path} is not a folder: move it away, and the server makes the folder it needs")
         os.chmod(path, 0o700)  # archives hold learners' data: this user's alone
         return path
 
