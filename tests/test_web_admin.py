@@ -11,8 +11,8 @@ from typing import Iterator
 import pytest
 
 from conftest import cli_at
-from servers import ADMIN, ADMIN_PASSWORD, Server
-from web import Learner, course_server, form_token
+from servers import ADMIN, Server
+from web import Learner, course_server, form_token, signed_in_admin
 
 PAGES = ("/admin", "/admin/course?slug=/sample", "/admin/settings", "/admin/users", "/admin/app-passwords",
          "/admin/log")
@@ -27,9 +27,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def admin(server: Server) -> Learner:
-    person = Learner(server.url, ADMIN)
-    assert person.sign_in(ADMIN_PASSWORD).status_code == 302
-    return person
+    return signed_in_admin(server)
 
 
 def test_admin_pages_refuse_visitors_and_learners(server: Server) -> None:

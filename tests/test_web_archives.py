@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import cli_at
-from servers import ADMIN, ADMIN_PASSWORD, Server, start_server
-from web import Learner, course_server, form_token, home_store
+from servers import Server, start_server
+from web import Learner, course_server, form_token, signed_in_admin, home_store
 
 SECRET = "a secret of the admin's own"
 STUDENTS = 300
@@ -36,9 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def admin(server: Server) -> Learner:
-    person = Learner(server.url, ADMIN)
-    assert person.sign_in(ADMIN_PASSWORD).status_code == 302
-    return person
+    return signed_in_admin(server)
 
 
 def token(admin: Learner) -> str:
@@ -254,8 +252,7 @@ def test_a_job_cut_short_by_a_killed_server_shows_failed(tmp_path: Path) -> None
         assert cli_at(home, "populate", "/sample", "--students", "6000").returncode == 0
 
     with course_server(tmp_path, live_sample=None, prepare=prepare) as first:
-        admin = Learner(first.url, ADMIN)
-        assert admin.sign_in(ADMIN_PASSWORD).status_code == 302
+        admin = signed_in_admin(first)
         job_id = start_download(admin, course="/sample", type="datastore")
         deadline = time.monotonic() + 60
         while jobs(admin)[job_id]["done"] == 0:
@@ -268,8 +265,7 @@ def test_a_job_cut_short_by_a_killed_server_shows_failed(tmp_path: Path) -> None
         assert not [name for name in os.listdir(home / "exports") if name.endswith(".zip")]
     second = start_server(home, app_password=first.app_password)
     try:
-        admin = Learner(second.url, ADMIN)
-        assert admin.sign_in(ADMIN_PASSWORD).status_code == 302
+        admin = signed_in_admin(second)
         job = jobs(admin)[job_id]
         assert job["state"] == "failed" and "server stopped" in job["message"] and job["file"] is None
         assert admin.get(f"/admin/archives/file?id={job_id}").status_code == 404

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import httpx
 
 from conftest import cli_at, require_fixtures
-from servers import Server, start_server
+from servers import ADMIN, ADMIN_PASSWORD, Server, start_server
 
 PASSWORD = "learner password 1"
 LIVE_COURSE = "live_sample/course_no_static_files.zip"
@@ -93,6 +93,13 @@ class Learner:
     def submit(self, slug: str, unit_id: str, score: str, answers: Any, *, token: str) -> httpx.Response:
         return self.post(f"{slug}/answer", {"assessment_type": unit_id, "score": score,
                                             "answers": json.dumps(answers), "xsrf_token": token})
+
+
+def signed_in_admin(server: Server) -> Learner:
+    """The site's admin (made by ``course_server``), signed in through the form."""
+    person = Learner(server.url, ADMIN)
+    assert person.sign_in(ADMIN_PASSWORD).status_code == 302
+    return person
 
 
 def install_live_sample(home: Path, slug: str = "/cbsample", availability: str = "registration_optional") -> None:
