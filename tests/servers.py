@@ -97,18 +97,25 @@ def serving_copy(template: Path, where: Path, *args: str) -> Iterator[Server]:
         running.stop()
 
 
-def add_admin(home: Path, email: str = ADMIN, *, admin: bool = True) -> str:
+def add_admin(home: Path, email: str = ADMIN, *, admin: bool = True, datastore: str = "local",
+              env: dict[str, str] | None = None) -> str:
     """An account (through the CLI) and a new app-specific password for it, returned."""
-    proc = cli_at(home, "users", "add", email, *(["--admin"] if admin else []), input=ADMIN_PASSWORD + "\n")
+    proc = cli_at(home, "users", "add", email, *(["--admin"] if admin else []), "--datastore", datastore,
+                  input=ADMIN_PASSWORD + "\n", extra_env=env)
     assert proc.returncode == 0, proc.stderr
-    proc = cli_at(home, "app-password", "create", "--email", email, "--name", "tests")
+    proc = cli_at(home, "app-password", "create", "--email", email, "--name", "tests", "--datastore", datastore,
+                  extra_env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip().splitlines()[-1]
 
 
 def start_server(home: Path, *args: str, app_password: str | None = None, host: str = "127.0.0.1",
-                 scheme: str = "http", verify: Any = False, env: dict[str, str] | None = None) -> Server:
-    password = app_password or add_admin(home)
+                 scheme: str = "http", verify: Any = False, env: dict[str, str] | None = None,
+                 datastore: str = "local") -> Server:
+    """``courseport serve`` on ``datastore`` (the home's store by default), with an admin."""
+    password = app_password or add_admin(home, datastore=datastore, env=env)
+    if datastore != "local":
+        args = (*args, "--datastore", datastore)
     port = free_port()
     log = home.parent / f"server-{port}.log"
     full_env = cli_env(home)

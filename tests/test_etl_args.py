@@ -373,10 +373,16 @@ def test_excluding_every_kind_is_refused(sample_home: Path, tmp_path: Path) -> N
     assert_no_archive(archive)
 
 
-def test_cloud_datastore_is_not_supported_yet(sample_home: Path, tmp_path: Path) -> None:
+def test_cloud_datastore_without_credentials_is_a_one_line_error(sample_home: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from courseport.datastore import DatastoreError
+
+    monkeypatch.delenv("DATASTORE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
     archive = tmp_path / "x.zip"
-    with pytest.raises(EtlError, match="not supported yet"):
+    with pytest.raises(DatastoreError, match="no Google Cloud credentials") as info:
         etl("download", "course", "/sample", "datastore://project", "--archive_path", archive)
+    assert "\n" not in str(info.value) and "gcloud auth application-default login" in str(info.value)
     assert_no_archive(archive)
 
 

@@ -19,16 +19,24 @@ from typing import Iterator
 import pytest
 
 from browser import assert_no_errors, browser_context, screenshot, stub_youtube  # noqa: F401
+from emulator import cloud_url, datastore_emulator, require_emulator  # noqa: F401
 from servers import Server
-from web import course_server, home_store
+from web import course_server, server_store
 
 SLUG = "/cbsample"
 EMAIL = "journey@example.com"
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    with course_server(tmp_path, live_sample=SLUG) as running:
+@pytest.fixture(params=["sqlite", "cloud"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """The server on the embedded store, and on Cloud Datastore (its emulator)."""
+    if request.param == "sqlite":
+        options: dict = {}
+    else:
+        require_emulator()
+        host = request.getfixturevalue("datastore_emulator")
+        options = {"datastore": cloud_url(), "env": {"DATASTORE_EMULATOR_HOST": host}}
+    with course_server(tmp_path, live_sample=SLUG, **options) as running:
         yield running
 
 
@@ -39,7 +47,7 @@ def shots(tmp_path: Path) -> Path:
 def course_data(server: Server) -> tuple[list[dict], list[dict], dict[int, dict]]:
     from courseport.courses.site import Site
 
-    with home_store(server.home) as store:
+    with server_store(server) as store:
         course = Site(store).course(SLUG)
         data = course.data()
         questions = {e.key.id: json.loads(e["data"]) for e in store.query("QuestionEntity", course.namespace)}

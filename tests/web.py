@@ -102,35 +102,50 @@ def signed_in_admin(server: Server) -> Learner:
     return person
 
 
-def install_live_sample(home: Path, slug: str = "/cbsample", availability: str = "registration_optional") -> None:
+def install_live_sample(home: Path, slug: str = "/cbsample", availability: str = "registration_optional",
+                        datastore: str = "local", env: dict[str, str] | None = None) -> None:
     """Course Builder's own sample course (live_sample), uploaded into a new course at ``slug``."""
     archive = require_fixtures() / LIVE_COURSE
-    for args in (("courses", "add", slug),
-                 ("upload", "course", slug, "local", "--archive_path", str(archive), "--force_overwrite"),
-                 ("settings", "set", "--course", slug, "availability", availability),
-                 ("settings", "set", "record_events", "on")):
-        proc = cli_at(home, *args)
+    store = ("--datastore", datastore)
+    for args in (("courses", "add", slug, *store),
+                 ("upload", "course", slug, datastore, "--archive_path", str(archive), "--force_overwrite"),
+                 ("settings", "set", "--course", slug, "availability", availability, *store),
+                 ("settings", "set", "record_events", "on", *store)):
+        proc = cli_at(home, *args, extra_env=env)
         assert proc.returncode == 0, (args, proc.stderr)
 
 
 @contextlib.contextmanager
 def course_server(where: Path, *, live_sample: str | None = "/cbsample",
                   availability: str = "registration_optional",
-                  prepare: Callable[[Path], None] | None = None) -> Iterator[Server]:
-    """A server on a new store in ``where``/home: ``courseport init``, Course Builder's
-    sample uploaded at ``live_sample`` (unless None) with events on, then ``prepare(home)``."""
+                  prepare: Callable[[Path], None] | None = None, datastore: str = "local",
+                  env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A server on a new store (in ``where``/home, or ``datastore`` with ``env``): ``courseport
+    init``, Course Builder's sample uploaded at ``live_sample`` (unless None) with events on,
+    then ``prepare(home)``."""
     home = where / "home"
     home.mkdir()
-    assert cli_at(home, "init").returncode == 0
+    assert cli_at(home, "init", "--datastore", datastore, extra_env=env).returncode == 0
     if live_sample is not None:
-        install_live_sample(home, live_sample, availability)
+        install_live_sample(home, live_sample, availability, datastore=datastore, env=env)
     if prepare is not None:
         prepare(home)
-    running = start_server(home)
+    running = start_server(home, datastore=datastore, env=env)
+    running.extra.update(datastore=datastore, env=env or {})
     try:
         yield running
     finally:
         running.stop()
+
+
+def server_store(server: Server) -> Any:
+    """The store a ``course_server`` serves, opened beside it (close it after)."""
+    datastore = server.extra.get("datastore", "local")
+    if datastore == "local":
+        return home_store(server.home)
+    from courseport.datastore.cloud import CloudDatastoreBackend, parse_url
+
+    return CloudDatastoreBackend(**parse_url(datastore), emulator=server.extra["env"]["DATASTORE_EMULATOR_HOST"])
 
 
 def home_store(home: Path) -> Any:

@@ -41,7 +41,8 @@ class UsageError(UserError, ValueError):
 def _add_datastore(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--datastore", default="local", metavar="D",
-        help="'local' (the store under COURSEPORT_HOME, default) or sqlite:///path/file.db",
+        help="'local' (the store under COURSEPORT_HOME, default), sqlite:///path/file.db, or "
+             "datastore://PROJECT (Google Cloud Datastore; docs/store.md)",
     )
 
 

@@ -35,14 +35,16 @@ def local_store_path() -> Path:
 
 
 def is_store_url(url: str) -> bool:
-    return url == "local" or url.startswith("sqlite:///")
+    return url == "local" or url.startswith(("sqlite:///", "datastore://"))
 
 
 def open_store(url: str = "local", *, create: bool = True) -> Backend:
     """Open a store by its ``--datastore`` / server name.
 
     ``local`` is the sqlite file under ``COURSEPORT_HOME``;
-    ``sqlite:///path/file.db`` names a file.
+    ``sqlite:///path/file.db`` names a file; ``datastore://PROJECT[?database=DB&
+    namespace_prefix=P&location_prefix=s~]`` is Google Cloud Datastore (the emulator
+    where ``DATASTORE_EMULATOR_HOST`` is set).
     """
     if url == "local":
         return SqliteBackend(local_store_path(), create=create)
@@ -51,6 +53,10 @@ def open_store(url: str = "local", *, create: bool = True) -> Backend:
         if not path:
             raise DatastoreError("sqlite:/// needs a file path, e.g. sqlite:///tmp/course.db")
         return SqliteBackend(Path(path).expanduser(), create=create)
+    if url.startswith("datastore://"):
+        from .cloud import CloudDatastoreBackend, parse_url  # google-cloud-datastore: an optional extra
+
+        return CloudDatastoreBackend(**parse_url(url))
     raise DatastoreError(
-        f"unknown datastore {url!r}: use 'local' or 'sqlite:///path/file.db'"
+        f"unknown datastore {url!r}: use 'local', 'sqlite:///path/file.db' or datastore://PROJECT"
     )

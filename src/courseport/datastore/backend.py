@@ -132,6 +132,22 @@ class Reader(abc.ABC):
             (r.key if r.key.parent else r.key.id_or_name, r.data, r.signature) for r in rows
         ], next_cursor
 
+    def estimated_count(self, kind: str, namespace: str = "") -> int | None:
+        """About how many entities ``kind`` holds, for progress, where the store can tell
+        without a scan (the exact count, for a store that counts cheaply); else None."""
+        return self.count(kind, namespace)
+
+    def split_points(self, kind: str, namespace: str, pieces: int) -> list[Key]:
+        """Keys that cut ``kind`` into about ``pieces`` ranges of like size, for readers
+        that fetch the ranges at once; [] where the store has no use for it (one
+        reader is as fast) or cannot tell."""
+        return []
+
+    def fetch_range_page(self, kind: str, namespace: str, *, start: Key | None, end: Key | None,
+                         cursor: str | None = None, limit: int = 1000) -> Page:
+        """Like :meth:`fetch_page`, within ``start <= key < end`` (None: unbounded)."""
+        raise NotImplementedError
+
     def decode_raw(self, raw: RawRow) -> Entity:
         """The entity of a row from :meth:`fetch_raw_page`."""
         raise NotImplementedError

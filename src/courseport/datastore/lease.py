@@ -37,9 +37,9 @@ class Lease:
         return f"'{self.what}' (through the server, by {self.holder}, since {started} UTC)"
 
 
-def current(store: Backend, now: float | None = None) -> Lease | None:
-    """The live lease, if any."""
-    text = store.get_meta(META_NAME)
+def current(store: Backend, now: float | None = None, *, name: str = META_NAME) -> Lease | None:
+    """The live lease, if any (``name``: another lease record, such as a store's own writer lock)."""
+    text = store.get_meta(name)
     if not text:
         return None
     try:
@@ -49,30 +49,32 @@ def current(store: Backend, now: float | None = None) -> Lease | None:
     return lease if lease.expires > (time.time() if now is None else now) else None
 
 
-def take(store: Backend, what: str, holder: str, seconds: float = LEASE_SECONDS) -> Lease:
-    """A new lease; LockedError naming the holder of a live one."""
+def take(store: Backend, what: str, holder: str, seconds: float = LEASE_SECONDS, *, name: str = META_NAME,
+         blockers: tuple[str, ...] = ()) -> Lease:
+    """A new lease; LockedError naming the holder of a live one (of ``name``, or of a ``blockers`` lease)."""
     with store.transaction():
-        held = current(store)
-        if held is not None:
-            raise LockedError(f"the server's store is in use by {held.describe()}: wait for it to finish")
+        for record in (name, *blockers):
+            held = current(store, name=record)
+            if held is not None:
+                raise LockedError(f"the server's store is in use by {held.describe()}: wait for it to finish")
         now = time.time()
         lease = Lease(secrets.token_hex(16), what, holder, now, now + seconds)
-        store.set_meta(META_NAME, json.dumps(lease.__dict__))
+        store.set_meta(name, json.dumps(lease.__dict__))
     return lease
 
 
-def renew(store: Backend, lease_id: str, seconds: float = LEASE_SECONDS) -> bool:
+def renew(store: Backend, lease_id: str, seconds: float = LEASE_SECONDS, *, name: str = META_NAME) -> bool:
     """Extend a live lease; False where it lapsed or is another's."""
     with store.transaction():
-        held = current(store)
+        held = current(store, name=name)
         if held is None or held.id != lease_id:
             return False
-        store.set_meta(META_NAME, json.dumps({**held.__dict__, "expires": time.time() + seconds}))
+        store.set_meta(name, json.dumps({**held.__dict__, "expires": time.time() + seconds}))
     return True
 
 
-def release(store: Backend, lease_id: str) -> None:
+def release(store: Backend, lease_id: str, *, name: str = META_NAME) -> None:
     with store.transaction():
-        held = current(store)
+        held = current(store, name=name)
         if held is not None and held.id == lease_id:
-            store.set_meta(META_NAME, "")
+            store.set_meta(name, "")

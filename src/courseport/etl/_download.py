@@ -124,7 +124,7 @@ def download(args: EtlArgs, site: Site, *, progress: bool = True) -> DownloadRes
         )
     with target_lock(path, f"courseport download {args.type} {course.slug}"):
         check_target(path, args.archive_type, replace=args.force_overwrite, resume=args.resume)
-        with site.reading() as reading:
+        with site.reading(readers=args.readers) as reading:
             return _download(args, site, reading, course, path, progress)
 
 
@@ -194,7 +194,8 @@ def _totals(site: Site, course: CourseInfo, files, kinds: list[str], done: set[s
     """What is left to write, for --progress_json's plan: counted from the site, not the
     reading (a remote reading streams kinds in order, counting each as it comes)."""
     totals: dict[str, int | None] = {"files": len(files)} if files else {}
-    totals.update((kind, site.count(kind, course.namespace)) for kind in kinds if kind_member(kind) not in done)
+    totals.update((kind, site.estimated_count(kind, course.namespace))
+                  for kind in kinds if kind_member(kind) not in done)
     return totals
 
 

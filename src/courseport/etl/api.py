@@ -69,6 +69,7 @@ def download(
     no_static_files: bool = False,
     verbose: bool = False,
     progress: bool = True,
+    readers: int = 1,
 ) -> DownloadResult:
     """Download a course or its datastore kinds into an archive (``courseport download``).
 
@@ -77,7 +78,8 @@ def download(
     interrupted download of the same arguments). ``privacy`` (datastore
     only) pseudonymizes user ids with an HMAC keyed by ``privacy_secret``
     (default: a random secret) and drops names and emails. ``progress``
-    draws bars on a terminal (log lines at INFO elsewhere).
+    draws bars on a terminal (log lines at INFO elsewhere). ``readers`` fetch
+    one kind at once in key ranges, where the store gains by it (Cloud Datastore).
     Returns the archive's path and the rows written per kind.
     """
     args = _args(
@@ -85,7 +87,7 @@ def download(
         archive_path=archive_path, archive_type=archive_type, batch_size=batch_size,
         datastore_types=datastore_types, exclude_types=exclude_types, privacy=privacy,
         privacy_secret=privacy_secret, resume=resume, force_overwrite=force_overwrite,
-        no_static_files=no_static_files, verbose=verbose,
+        no_static_files=no_static_files, verbose=verbose, readers=readers,
     )
     with _user_errors(), using_site(server) as site:
         return _download(args, site, progress=progress)

@@ -22,6 +22,7 @@ ARCHIVE_TYPES = ("zip", "directory")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_BATCH_SIZE = 20
 MAX_BATCH_SIZE = 1_000_000
+MAX_READERS = 64
 DEFAULT_PORT = 8081
 #: the privacy secret, read when --privacy is given without --privacy_secret (an
 #: environment keeps it out of the process list, where a flag is seen by all)
@@ -58,6 +59,7 @@ class EtlArgs:
     resume: bool = False
     verbose: bool = False
     progress_json: bool = False
+    readers: int = 1
     archive_type_given: bool = False
 
 
@@ -79,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="courseport",
         usage="courseport {download,upload,delete,run} TYPE COURSE_URL_PREFIX [APPLICATION_ID] SERVER [options]",
         description="Course Builder's etl: download, upload, delete or run jobs on course data. "
-        "SERVER is 'local' (the store under COURSEPORT_HOME), sqlite:///path/file.db, or a courseport "
+        "SERVER is 'local' (the store under COURSEPORT_HOME), sqlite:///path/file.db, "
+        "datastore://PROJECT (Google Cloud Datastore), or a courseport "
         "server: localhost[:PORT], host.name (https) or http(s)://host:port (docs/server.md).",
     )
     parser.add_argument("mode", choices=MODES, help="delete, download, run or upload")
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                "else a random one per run)")
     _flag(parser, "resume", action="store_true", help="resume an interrupted download or upload")
     _flag(parser, "verbose", action="store_true", help="log every file and entity")
+    _flag(parser, "readers", type=int, default=1,
+          help="download from Cloud Datastore: readers that fetch one kind at once, in key ranges (default 1)")
     _flag(parser, "progress_json", action="store_true",
           help="progress as JSON lines on stderr, for programs (docs/etl.md)")
     return parser
@@ -168,6 +173,7 @@ def parse_args(argv: Sequence[str]) -> EtlArgs:
         resume=ns.resume,
         verbose=ns.verbose,
         progress_json=ns.progress_json,
+        readers=ns.readers,
     )
     validate(args)
     return args
@@ -218,6 +224,10 @@ def validate(args: EtlArgs) -> None:
         raise EtlUsageError("--privacy_secret is only allowed with download datastore --privacy")
     if args.privacy_secret == "":
         raise EtlUsageError("--privacy_secret must not be empty")
+    if not 1 <= args.readers <= MAX_READERS:
+        raise EtlUsageError(f"--readers must be between 1 and {MAX_READERS}, not {args.readers}")
+    if args.readers != 1 and mode != "download":
+        raise EtlUsageError("--readers is only allowed with download")
     if args.resume and mode not in ("download", "upload"):
         raise EtlUsageError("--resume is only allowed with download or upload")
     if args.resume and args.force_overwrite and mode == "download":

@@ -51,7 +51,7 @@ def _call(args: EtlArgs, site: Site, *, progress: bool, stdin: TextIO | None, st
             datastore_types=args.datastore_types, exclude_types=args.exclude_types,
             privacy=args.privacy, privacy_secret=args.privacy_secret, resume=args.resume,
             force_overwrite=args.force_overwrite, no_static_files=args.no_static_files,
-            verbose=args.verbose, progress=progress,
+            verbose=args.verbose, progress=progress, readers=args.readers,
         )
     if args.mode == "upload":
         assert args.archive_path is not None

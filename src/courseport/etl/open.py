@@ -21,19 +21,15 @@ ENV_APP_PASSWORD = "COURSEPORT_APP_PASSWORD"
 def open_site(server: str, *, port: int = DEFAULT_PORT, ca_file: str | os.PathLike[str] | None = None) -> Site:
     """The Site a server argument names (close it after use).
 
-    ``local`` or ``sqlite:///path/file.db`` is a store on this machine;
+    ``local`` or ``sqlite:///path/file.db`` is a store on this machine, ``datastore://PROJECT``
+    Google Cloud Datastore;
     ``localhost[:PORT]``, ``host.name`` and ``http(s)://host[:port]`` a
     courseport server, signed in with :func:`credentials`.
     """
     if is_store_url(server):
         return LocalSite(open_store(server, create=False))
-    if server.startswith("datastore://"):
-        raise EtlError(
-            f"{server}: Google Cloud Datastore is not supported yet; use 'local', sqlite:///path/file.db "
-            "or a courseport server"
-        )
     if "://" in server and not server.startswith(("http://", "https://")):
-        raise EtlError(f"{server}: unknown server; use local, sqlite:///path/file.db, localhost[:PORT], "
+        raise EtlError(f"{server}: unknown server; use local, sqlite:///path/file.db, datastore://PROJECT, localhost[:PORT], "
                        "host.name or https://host[:port]")
     url = server_url(server, port)
     if ca_file is not None and not Path(ca_file).is_file():

@@ -50,7 +50,9 @@ class Reading(abc.ABC):
     def kinds(self, namespace: str) -> list[str]: ...
 
     @abc.abstractmethod
-    def count(self, kind: str, namespace: str) -> int: ...
+    def count(self, kind: str, namespace: str) -> int | None:
+        """About how many rows ``kind`` holds, for progress; None where the site cannot
+        tell without reading them all (Cloud Datastore without statistics)."""
 
     @abc.abstractmethod
     def rows_page(
@@ -90,14 +92,19 @@ class Site(abc.ABC):
         """The course at ``prefix``; raises CourseNotFoundError."""
 
     @abc.abstractmethod
-    def reading(self) -> contextlib.AbstractContextManager[Reading]:
-        """A context manager giving one consistent :class:`Reading`."""
+    def reading(self, *, readers: int = 1) -> contextlib.AbstractContextManager[Reading]:
+        """A context manager giving one consistent :class:`Reading`; ``readers``: how many
+        may fetch one kind at once, where the store gains by it (Cloud Datastore)."""
 
     @abc.abstractmethod
     def kinds(self, namespace: str) -> list[str]: ...
 
     @abc.abstractmethod
     def count(self, kind: str, namespace: str) -> int: ...
+
+    def estimated_count(self, kind: str, namespace: str) -> int | None:
+        """:meth:`count`, or about it, where that is cheap; else None (for progress)."""
+        return self.count(kind, namespace)
 
     @abc.abstractmethod
     def file_paths(self, course: CourseInfo) -> list[str]: ...

@@ -32,10 +32,63 @@ def _folder_file_allowed(path: str) -> bool:
     )
 
 
+#: rows a range of a parallel scan holds, about (a range is read, encoded and held whole)
+RANGE_ROWS = 2000
+_PARALLEL = "parallel:"
+
+
+class _ParallelScan:
+    """One kind read by several readers: cut into key ranges at the store's split points,
+    the ranges fetched and encoded at once by a pool of threads (the store's round trips
+    overlap), handed back in key order. At most two ranges a reader are held at a time."""
+
+    def __init__(self, reader: Reader, kind: str, namespace: str, bounds: list[Key | None],
+                 encode: Callable[[list[Entity]], list[str]], readers: int, batch_size: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ranges = list(zip(bounds[:-1], bounds[1:]))
+        self.reader, self.kind, self.namespace = reader, kind, namespace
+        self.encode, self.batch_size = encode, batch_size
+        self.pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="courseport-reader")
+        self.ahead = readers * 2
+        self.futures: dict[int, Any] = {}
+        self.next = 0
+
+    def _fetch(self, index: int) -> list[str]:
+        start, end = self.ranges[index]
+        rows: list[str] = []
+        cursor = None
+        while True:
+            page = self.reader.fetch_range_page(self.kind, self.namespace, start=start, end=end, cursor=cursor,
+                                                limit=self.batch_size)
+            rows.extend(self.encode(page.items))
+            if page.cursor is None:
+                return rows
+            cursor = page.cursor
+
+    def page(self, index: int) -> RowsPage:
+        for ahead in range(index, min(index + self.ahead, len(self.ranges))):
+            if ahead not in self.futures:
+                self.futures[ahead] = self.pool.submit(self._fetch, ahead)
+        rows = self.futures.pop(index).result()
+        last = index + 1 >= len(self.ranges)
+        if last:
+            self.close()
+        return RowsPage(rows, None if last else f"{_PARALLEL}{index + 1}")
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _LocalReading(Reading):
-    def __init__(self, site: Courses, reader: Reader) -> None:
+    def __init__(self, site: Courses, reader: Reader, readers: int = 1) -> None:
         self.site = site
         self.reader = reader
+        self.readers = readers
+        self._scans: dict[tuple[str, str], _ParallelScan] = {}
+        self._counts: dict[tuple[str, str], int | None] = {}
         self._encoders: dict[tuple[str, str | None], RowEncoder] = {}
         self._courses: dict[str, Course] = {}
         self._transforms: dict[str, Transform] = {}
@@ -64,8 +117,12 @@ class _LocalReading(Reading):
     def kinds(self, namespace: str) -> list[str]:
         return self.reader.kinds(namespace)
 
-    def count(self, kind: str, namespace: str) -> int:
-        return self.reader.count(kind, namespace)
+    def count(self, kind: str, namespace: str) -> int | None:
+        """For progress: the store's estimate, once per kind (a snapshot's does not change)."""
+        slot = (kind, namespace)
+        if slot not in self._counts:
+            self._counts[slot] = self.reader.estimated_count(kind, namespace)
+        return self._counts[slot]
 
     def change_count(self, namespace: str) -> int | None:
         return self.reader.change_count(namespace)
@@ -86,12 +143,38 @@ class _LocalReading(Reading):
         self, kind: str, namespace: str, *, batch_size: int, cursor: str | None, secret: str | None
     ) -> RowsPage:
         encoder = self._encoder(kind, secret)
+        if cursor is not None and cursor.startswith(_PARALLEL):
+            return self._scans[(kind, namespace)].page(int(cursor[len(_PARALLEL):]))
+        if cursor is None and self.readers > 1:
+            scan = self._parallel(kind, namespace, encoder, batch_size)
+            if scan is not None:
+                return scan.page(0)
         exported = self.reader.fetch_export_page(kind, namespace, cursor=cursor, limit=batch_size)
         if exported is not None:
             items, next_cursor = exported
             return RowsPage(encoder.export_page(namespace, items, self.reader.decode_raw), next_cursor)
         page = self.reader.fetch_page(kind, namespace, cursor=cursor, limit=batch_size)
         return RowsPage([encoder.row(e.key, e) for e in page.items], page.cursor)
+
+    def _parallel(self, kind: str, namespace: str, encoder: RowEncoder, batch_size: int) -> _ParallelScan | None:
+        """A parallel scan of ``kind``, where the store can split it and it is worth it."""
+        estimate = self.count(kind, namespace)
+        pieces = min(max(self.readers * 4, (estimate or 0) // RANGE_ROWS), 1000)
+        points = self.reader.split_points(kind, namespace, pieces)
+        if not points:
+            return None
+        old = self._scans.pop((kind, namespace), None)
+        if old is not None:
+            old.close()
+        scan = self._scans[(kind, namespace)] = _ParallelScan(
+            self.reader, kind, namespace, [None, *points, None],
+            lambda entities: [encoder.row(e.key, e) for e in entities], self.readers, batch_size)
+        return scan
+
+    def close(self) -> None:
+        for scan in self._scans.values():
+            scan.close()
+        self._scans.clear()
 
 
 class LocalSite(Site):
@@ -119,15 +202,22 @@ class LocalSite(Site):
         return course_info(self.site.course(prefix))
 
     @contextmanager
-    def reading(self) -> Iterator[Reading]:
+    def reading(self, *, readers: int = 1) -> Iterator[Reading]:
         with self.store.snapshot() as snapshot:
-            yield _LocalReading(self.site, snapshot)
+            reading = _LocalReading(self.site, snapshot, readers)
+            try:
+                yield reading
+            finally:
+                reading.close()
 
     def kinds(self, namespace: str) -> list[str]:
         return self.store.kinds(namespace)
 
     def count(self, kind: str, namespace: str) -> int:
         return self.store.count(kind, namespace)
+
+    def estimated_count(self, kind: str, namespace: str) -> int | None:
+        return self.store.estimated_count(kind, namespace)
 
     def file_paths(self, course: CourseInfo) -> list[str]:
         return self._course(course).fs.list()

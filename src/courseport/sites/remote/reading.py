@@ -134,12 +134,11 @@ class RemoteReading(Reading):
         self._changes[namespace] = changes
         self._pinned.add(namespace)
 
-    def count(self, kind: str, namespace: str) -> int:
+    def count(self, kind: str, namespace: str) -> int | None:
         stream = self._positioned(kind, namespace, None, want_header=True)
         if stream is None:
             return self.site.count(kind, namespace)
-        assert stream.count is not None
-        return stream.count
+        return stream.count  # None where the server's store could not tell
 
     def rows_page(self, kind: str, namespace: str, *, batch_size: int, cursor: str | None,
                   secret: str | None) -> RowsPage:

@@ -1,4 +1,10 @@
-"""The embedded sqlite store: values, queries, cursors, ids, snapshots (backend.py)."""
+"""The store contract (backend.py): values, queries, cursors, ids, snapshots.
+
+One suite for every backend: each test that takes ``store`` runs on the
+embedded sqlite store and on Google Cloud Datastore (its emulator, see
+``tests/emulator.py``). A test of what only one backend promises says so
+with a marker, and why; the rest (the store's file, opening it) is sqlite's.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +24,36 @@ import pytest
 from conftest import dump_file, python_env
 from courseport.datastore import (
     BadCursorError, DatastoreError, Entity, Key, SqliteBackend, Text, open_store)
+from emulator import cloud_store, datastore_emulator, require_emulator  # noqa: F401
 
 NS = "ns_test"
+BACKENDS = ("sqlite", "cloud")
+
+#: the sqlite store's own promises, and why Cloud Datastore does not make them
+sqlite_only = pytest.mark.sqlite_only
+SEQUENTIAL_IDS = "sqlite allocates ids in sequence, up to the largest; the service scatters them"
+ONE_FILE = "it checks the store's file"
+SNAPSHOTS = ("the emulator accepts read_time and ignores it, so no test on it can show a snapshot; "
+             "on the real service a snapshot reads at one read_time")
+RAW_ROWS = "only sqlite keeps rows as Course Builder's JSON text"
+NO_DATES = ("Cloud Datastore has no date type: a date is stored as App Engine stores a DateProperty, a "
+            "timestamp at midnight, and reads back as that datetime (test_cloud_datastore.py)")
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    marker = request.node.get_closest_marker("sqlite_only")
+    if request.param == "cloud":
+        if marker is not None:
+            pytest.skip(f"sqlite only: {marker.args[0]}")
+        require_emulator()
+        backend = cloud_store(request.getfixturevalue("datastore_emulator"))
+    else:
+        backend = SqliteBackend(tmp_path / "store.db")
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def _put(store, *keys: Key, **props) -> list[Key]:
@@ -55,6 +89,7 @@ VALUES = {
 }
 
 
+@sqlite_only(NO_DATES)
 def test_every_value_type_round_trips_with_its_type(store) -> None:
     key = Key("Everything", "one", namespace=NS)
     store.put(Entity(key, VALUES))
@@ -260,6 +295,7 @@ def test_incomplete_keys_in_the_same_batch_as_explicit_ids(store) -> None:
     assert sorted(e["v"] for e in store.query("K")) == sorted(e["v"] for e in batch)
 
 
+@sqlite_only(SEQUENTIAL_IDS)
 def test_allocation_is_per_namespace_and_kind(store) -> None:
     big = 5_066_549_580_791_808
     _put(store, Key("EventEntity", big, namespace="ns_a"), v=0)
@@ -276,6 +312,7 @@ def test_allocation_is_per_namespace_and_kind(store) -> None:
         store.allocate_ids(Key("EventEntity"), 0)
 
 
+@sqlite_only(SEQUENTIAL_IDS)
 def test_largest_id_can_be_stored_and_then_no_id_is_left(store) -> None:
     top = 2**63 - 1
     _put(store, Key("K", top), Key("K", 1), v="explicit")
@@ -350,6 +387,7 @@ def _check_new_state(after: dict, before: dict) -> None:
     assert after["got"] == [None, None]
 
 
+@sqlite_only(SNAPSHOTS)
 def test_snapshot_is_isolated_from_a_writer_thread(store) -> None:
     _seed_two_kinds(store)
     before = _scan(store)
@@ -374,6 +412,7 @@ def test_snapshot_is_isolated_from_a_writer_thread(store) -> None:
         assert _scan(fresh) == _scan(store)
 
 
+@sqlite_only(SNAPSHOTS)
 def test_snapshot_is_isolated_from_a_writer_process(store, tmp_path: Path) -> None:
     _seed_two_kinds(store)
     before = _scan(store)
@@ -393,6 +432,7 @@ def test_snapshot_is_isolated_from_a_writer_process(store, tmp_path: Path) -> No
         assert _scan(again) == after
 
 
+@sqlite_only(SNAPSHOTS)
 def test_two_snapshots_see_their_own_moments(store) -> None:
     _put(store, Key("K", 1), v=1)
     with store.snapshot() as first:
@@ -436,6 +476,7 @@ def test_local_store_lives_in_courseport_home(home: Path) -> None:
         assert store.count("K") == 1
 
 
+@sqlite_only("a Cloud Datastore store's app id is its project's (test_cloud_datastore.py)")
 def test_new_store_has_default_app_id(store) -> None:
     from courseport.datastore import DEFAULT_APP_ID
 
@@ -489,6 +530,7 @@ def test_bad_store_urls_are_refused(url: str, tmp_path: Path, monkeypatch: pytes
     assert list(tmp_path.iterdir()) == []
 
 
+@sqlite_only(ONE_FILE)
 def test_failed_write_changes_nothing(store) -> None:
     _put(store, Key("K", 1), v=1)
     before = dump_file(store.path)
@@ -502,6 +544,7 @@ def test_failed_write_changes_nothing(store) -> None:
 # --- raw rows: Course Builder's encoding ------------------------------------------------------------
 
 
+@sqlite_only(RAW_ROWS)
 def test_fetch_raw_page_is_course_builder_json(store) -> None:
     key = Key("Row", "r1", namespace=NS)
     store.put(Entity(key, {
@@ -543,6 +586,7 @@ def test_fetch_raw_page_is_course_builder_json(store) -> None:
     assert json.loads(text)["blob"]["content"] == "iVBORw0KGgo="
 
 
+@sqlite_only(RAW_ROWS)
 def test_fetch_raw_page_pages_like_fetch_page(mixed) -> None:
     seen = []
     cursor = None

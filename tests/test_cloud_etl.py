@@ -1,0 +1,168 @@
+"""The command line and the server on Google Cloud Datastore (its emulator), issue 10:
+every store command takes ``--datastore datastore://...``, every ETL mode takes it as
+its server, directly and through a ``courseport serve`` that runs on it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import cli_at
+from emulator import cloud_url, datastore_emulator, require_emulator  # noqa: F401
+from servers import Server, start_server
+from web import Learner, signed_in_admin
+
+STUDENTS = 40
+SECRET = "a cloud secret"
+
+
+@pytest.fixture(scope="module")
+def cloud(datastore_emulator: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A store on the emulator with the sample course and learners, made by the command line."""
+    require_emulator()
+    home = tmp_path_factory.mktemp("cloud") / "home"
+    home.mkdir()
+    env = {"DATASTORE_EMULATOR_HOST": datastore_emulator}
+    url = cloud_url()
+    for args in (("init",), ("populate", "/sample", "--students", str(STUDENTS))):
+        ok(cli_at(home, *args, "--datastore", url, extra_env=env))
+    return {"home": home, "url": url, "env": env}
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def cli(cloud: dict, *args: object, **kwargs: object) -> subprocess.CompletedProcess:
+    extra = {**cloud["env"], **kwargs.pop("extra_env", {})}  # type: ignore[dict-item]
+    return cli_at(cloud["home"], *args, extra_env=extra, **kwargs)  # type: ignore[arg-type]
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if name != "manifest.json"}
+
+
+def rows(path: Path, kind: str) -> list[dict]:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read(f"models/{kind}.json"))["rows"]
+
+
+def test_the_store_commands_take_a_cloud_datastore(cloud: dict) -> None:
+    status = ok(cli(cloud, "status", "--datastore", cloud["url"])).stdout
+    assert "app id 's~courseport-test'" in status and "/sample" in status
+    assert re.search(rf"^\s+Student\s+{STUDENTS}$", status, re.MULTILINE), status
+    listed = ok(cli(cloud, "courses", "list", "--datastore", cloud["url"])).stdout
+    assert listed.startswith("/sample\tcourse:/sample::ns_sample")
+
+
+def test_the_etl_round_trip(cloud: dict, tmp_path: Path) -> None:
+    """Download course and datastore (plain and --privacy), upload into a new course of a
+    new store on the emulator, download again: the same rows."""
+    url = cloud["url"]
+    course, data, private = tmp_path / "course.zip", tmp_path / "data.zip", tmp_path / "private.zip"
+    ok(cli(cloud, "download", "course", "/sample", url, "--archive_path", course))
+    ok(cli(cloud, "download", "datastore", "/sample", url, "--archive_path", data))
+    ok(cli(cloud, "download", "datastore", "/sample", url, "--archive_path", private, "--privacy",
+           "--privacy_secret", SECRET))
+    for archive in (course, data, private):
+        ok(cli(cloud, "verify", "--archive_path", archive))
+    assert len(rows(data, "Student")) == STUDENTS
+    assert not any("email" in row for row in rows(private, "Student"))
+    again = cloud_url()
+    ok(cli(cloud, "init", "--datastore", again))
+    ok(cli(cloud, "delete", "datastore", "/sample", again, input="YES, DELETE\n"))
+    ok(cli(cloud, "upload", "course", "/sample", again, "--archive_path", course, "--force_overwrite"))
+    ok(cli(cloud, "upload", "datastore", "/sample", again, "--archive_path", data,
+           "--exclude_types", "FileDataEntity,FileMetadataEntity,QuestionEntity"))
+    round_trip, course_again = tmp_path / "again.zip", tmp_path / "course-again.zip"
+    ok(cli(cloud, "download", "datastore", "/sample", again, "--archive_path", round_trip))
+    ok(cli(cloud, "download", "course", "/sample", again, "--archive_path", course_again))
+    upload_dated = "models/FileMetadataEntity.json"  # a course upload writes its files anew, dated now
+    assert members(round_trip).keys() == members(data).keys()
+    assert {k: v for k, v in members(round_trip).items() if k != upload_dated} == \
+        {k: v for k, v in members(data).items() if k != upload_dated}
+    assert members(course_again) == members(course)
+
+
+def test_resume_on_a_cloud_datastore(cloud: dict, tmp_path: Path) -> None:
+    """No change count on Cloud Datastore: a resumed download continues, unchecked but whole."""
+    target = tmp_path / "resumed.zip"
+    whole = tmp_path / "whole.zip"
+    ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", whole))
+    ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", target,
+           "--datastore_types", "EventEntity,Student"))
+    assert set(members(target)) == {"models/EventEntity.json", "models/Student.json"}
+
+
+@pytest.fixture(scope="module")
+def server(cloud: dict) -> Iterator[Server]:
+    running = start_server(cloud["home"], datastore=cloud["url"], env=cloud["env"])
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_every_etl_mode_through_a_server_on_it(cloud: dict, server: Server, tmp_path: Path) -> None:
+    through = ["localhost", "--port", str(server.port)]
+    signed_in = server.env
+    direct, remote = tmp_path / "direct.zip", tmp_path / "remote.zip"
+    ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", direct))
+    ok(cli(cloud, "download", "datastore", "/sample", *through, "--archive_path", remote, extra_env=signed_in))
+    assert members(remote) == members(direct)
+    course = tmp_path / "course.zip"
+    ok(cli(cloud, "download", "course", "/sample", *through, "--archive_path", course, extra_env=signed_in))
+    ok(cli(cloud, "courses", "add", "/copy", "--datastore", cloud["url"]))
+    ok(cli(cloud, "upload", "course", "/copy", *through, "--archive_path", course, "--force_overwrite",
+           extra_env=signed_in))
+    copied = tmp_path / "copied.zip"
+    ok(cli(cloud, "download", "course", "/copy", cloud["url"], "--archive_path", copied))
+    assert members(copied).keys() == members(course).keys()
+    deleted = ok(cli(cloud, "delete", "datastore", "/copy", *through, input="YES, DELETE\n", extra_env=signed_in))
+    assert "from namespace 'ns_copy'" in deleted.stdout
+    from courseport.datastore.cloud import CloudDatastoreBackend, parse_url
+
+    with CloudDatastoreBackend(**parse_url(cloud["url"]), emulator=cloud["env"]["DATASTORE_EMULATOR_HOST"]) as store:
+        assert store.kinds("ns_copy") == []
+    stats = ok(cli(cloud, "run", "courseport.jobs.examples.StoreStats", "/sample", *through, extra_env=signed_in))
+    assert f"  Student{STUDENTS:>{30 - len('Student') + 12},}" in stats.stdout
+
+
+def test_learners_and_an_admin_on_a_server_on_it(cloud: dict, server: Server) -> None:
+    ok(cli(cloud, "settings", "set", "--course", "/sample", "availability", "registration_optional",
+           "--datastore", cloud["url"]))
+    learner = Learner(server.url, "cloud-learner@example.com")
+    assert learner.sign_up().status_code == 302
+    assert learner.register("/sample", "Cloud Learner").status_code in (302, 303)
+    assert learner.get("/sample/course").status_code == 200
+    admin = signed_in_admin(server)
+    assert admin.get("/admin").status_code == 200 and "/sample" in admin.get("/admin").text
+    assert "cloud-learner@example.com" in admin.get("/admin/users").text
+
+
+def test_several_readers_download_what_one_does(datastore_emulator: str, tmp_path: Path) -> None:
+    """--readers 8 cuts each big kind into key ranges at __scatter__ split points, fetched at
+    once: the archive is the one a single reader writes, row for row, in key order."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"DATASTORE_EMULATOR_HOST": datastore_emulator}
+    url = cloud_url()
+    for args in (("init",), ("populate", "/sample", "--students", "500")):
+        ok(cli_at(home, *args, "--datastore", url, extra_env=env))
+    one, eight = tmp_path / "one.zip", tmp_path / "eight.zip"
+    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", one, extra_env=env))
+    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", eight, "--readers", "8",
+              "--log_level", "DEBUG", extra_env=env))
+    assert members(eight) == members(one)
+    assert len(rows(one, "EventEntity")) > 4000
+    refused = cli_at(home, "upload", "datastore", "/sample", url, "--archive_path", one, "--readers", "2",
+                     extra_env=env)
+    assert refused.returncode == 1 and "--readers is only allowed with download" in refused.stderr
