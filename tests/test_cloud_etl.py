@@ -166,3 +166,43 @@ def test_several_readers_download_what_one_does(datastore_emulator: str, tmp_pat
     refused = cli_at(home, "upload", "datastore", "/sample", url, "--archive_path", one, "--readers", "2",
                      extra_env=env)
     assert refused.returncode == 1 and "--readers is only allowed with download" in refused.stderr
+
+
+def test_a_killed_download_of_several_readers_resumes_its_ranges(datastore_emulator: str, tmp_path: Path) -> None:
+    """Killed while its readers fetch the key ranges of EventEntity, a --readers download
+    resumes with the ranges it had fetched, and fetches only the others: the archive is
+    the one a single reader writes."""
+    import os
+    import signal
+    import sys
+    import time
+
+    from conftest import cli_env
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"DATASTORE_EMULATOR_HOST": datastore_emulator}
+    url = cloud_url()
+    for args in (("init",), ("populate", "/sample", "--students", "500")):
+        ok(cli_at(home, *args, "--datastore", url, extra_env=env))
+    whole, target = tmp_path / "whole.zip", tmp_path / "resumed.zip"
+    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", whole, extra_env=env))
+    ranges = tmp_path / "resumed.zip.partial.ranges" / "EventEntity".encode().hex()
+    command = [sys.executable, "-m", "courseport", "download", "datastore", "/sample", url, "--archive_path",
+               str(target), "--readers", "2", "--batch_size", "100"]
+    process = subprocess.Popen(command, env={**cli_env(home), **env}, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (ranges.is_dir() and any(name.endswith(".rows") for name in os.listdir(ranges))):
+        assert process.poll() is None and time.monotonic() < deadline, "finished before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    fetched = sorted(name for name in os.listdir(ranges) if name.endswith(".rows"))
+    assert fetched and not target.exists()
+    resumed = ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", target, "--readers", "2",
+                        "--resume", extra_env=env))
+    said = re.search(r"EventEntity: (\d+) of (\d+) key ranges already fetched", resumed.stderr)
+    assert said and int(said.group(1)) >= len(fetched) and int(said.group(1)) < int(said.group(2)), resumed.stderr
+    assert members(target) == members(whole)
+    assert not (tmp_path / "resumed.zip.partial.ranges").exists()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -109,6 +112,7 @@ def _discard_when_refused(writer: ArchiveWriter, path: Path, resuming: bool) -> 
         if not resuming:
             writer.discard()
             DownloadRecord.remove(path)
+            shutil.rmtree(ranges_dir(path), ignore_errors=True)
         raise
 
 
@@ -124,7 +128,7 @@ def download(args: EtlArgs, site: Site, *, progress: bool = True) -> DownloadRes
         )
     with target_lock(path, f"courseport download {args.type} {course.slug}"):
         check_target(path, args.archive_type, replace=args.force_overwrite, resume=args.resume)
-        with site.reading(readers=args.readers) as reading:
+        with site.reading() as reading:
             return _download(args, site, reading, course, path, progress)
 
 
@@ -179,7 +183,11 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
                 result.resumed.append(member)
                 log.info("%s: already in the partial archive, skipped", member)
                 continue
-            rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
+            if kind in record.ranges or args.readers > 1:
+                rows, digest = _write_kind_in_ranges(writer, reading, course, kind, batch, secret, args, progress,
+                                                     record, path)
+            else:
+                rows, digest = _write_kind(writer, reading, course, kind, batch, secret, args, progress)
             manifest.add(ManifestEntry(member, False, rows, digest))
             record.members[member] = {"rows": rows, "sha256": digest}
             record.changes = reading.change_count(course.namespace)  # the state the rows came from
@@ -187,6 +195,7 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
             result.rows[kind] = rows
         writer.commit(manifest)
     DownloadRecord.remove(path)
+    shutil.rmtree(ranges_dir(path), ignore_errors=True)
     return result
 
 
@@ -239,3 +248,95 @@ def _write_kind(writer, reading: Reading, course: CourseInfo, kind: str, batch: 
     elapsed = bar.finish()
     log.debug("%s: %d rows in %.2fs", kind, rows.rows, elapsed)
     return rows.rows, stream.sha256.hexdigest()
+
+
+#: about how many rows one range of a kind read by several readers holds
+RANGE_ROWS = 2000
+_MAX_RANGES = 1000
+
+
+def ranges_dir(path: Path) -> Path:
+    """Where the ranges of kinds read by several readers wait, beside the partial archive."""
+    return path.with_name(path.name + ".partial.ranges")
+
+
+def _write_kind_in_ranges(writer, reading: Reading, course: CourseInfo, kind: str, batch: int,
+                          secret: str | None, args: EtlArgs, progress: bool, record: DownloadRecord,
+                          path: Path) -> tuple[int, str]:
+    """``kind`` read by ``--readers`` at once, a key range each, into files of their own
+    (recorded as each is done, so a resume fetches only the rest), then framed into the
+    member in key order. Where the site cannot split the kind, it is read as one."""
+    state = record.ranges.get(kind)
+    if state is None:
+        total = reading.count(kind, course.namespace)
+        pieces = min(max(args.readers * 4, (total or 0) // RANGE_ROWS), _MAX_RANGES)
+        bounds = reading.key_ranges(kind, course.namespace, pieces)
+        if not bounds:
+            return _write_kind(writer, reading, course, kind, batch, secret, args, progress)
+        state = record.ranges[kind] = {"bounds": [list(b) for b in bounds], "done": {}}
+    folder = _range_folder(path, kind)
+    done = {int(i): n for i, n in state["done"].items() if (folder / f"{i}.rows").is_file()}
+    state["done"] = {str(i): n for i, n in done.items()}
+    record.save(path)
+    ranges = [tuple(b) for b in state["bounds"]]
+    if done:
+        log.info("%s: %d of %d key ranges already fetched by the interrupted download", kind, len(done), len(ranges))
+    bar = Progress(kind, reading.count(kind, course.namespace), enabled=progress)
+    bar.advance(sum(done.values()))
+
+    def fetch(index: int) -> tuple[int, int]:
+        rows = 0
+        part = folder / f"{index}.rows.tmp"
+        with open(part, "w", encoding="utf-8", newline="\n") as out:
+            for page in reading.range_rows(kind, course.namespace, ranges[index], batch_size=batch, secret=secret):
+                if page:
+                    out.write("\n".join(page) + "\n")
+                    rows += len(page)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, folder / f"{index}.rows")
+        return index, rows
+
+    with ThreadPoolExecutor(max_workers=args.readers, thread_name_prefix="courseport-reader") as pool:
+        futures = [pool.submit(fetch, i) for i in range(len(ranges)) if i not in done]
+        try:
+            for future in as_completed(futures):
+                index, rows = future.result()
+                state["done"][str(index)] = rows
+                record.save(path)
+                bar.advance(rows)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    member = kind_member(kind)
+    with writer.open_member(member) as stream:
+        framed = RowsWriter(stream, member)
+        for index in range(len(ranges)):
+            with open(folder / f"{index}.rows", encoding="utf-8", newline="\n") as rows_file:
+                page: list[str] = []
+                for line in rows_file:
+                    page.append(line[:-1])
+                    if len(page) >= 5000:
+                        framed.write_rows(page)
+                        page = []
+                framed.write_rows(page)
+        framed.close()
+    elapsed = bar.finish()
+    log.debug("%s: %d rows in %d ranges in %.2fs", kind, framed.rows, len(ranges), elapsed)
+    shutil.rmtree(folder, ignore_errors=True)
+    record.ranges.pop(kind, None)
+    return framed.rows, stream.sha256.hexdigest()
+
+
+def _range_folder(path: Path, kind: str) -> Path:
+    """A kind's folder of range files (named by the kind's bytes in hex: a kind's name is
+    the store's, not a safe file name); never a link."""
+    top = ranges_dir(path)
+    folder = top / kind.encode("utf-8").hex()[:200]
+    for place in (top, folder):
+        if place.is_symlink() or (place.exists() and not place.is_dir()):
+            raise EtlError(f"{place} is in the way of the download's key ranges: remove it, or choose "
+                           "another --archive_path")
+        place.mkdir(mode=0o700, exist_ok=True)
+    return folder

@@ -6,7 +6,10 @@ what was asked (type, course, privacy), the privacy secret when courseport
 drew it at random (a resume must pseudonymise with the same one, or the
 kinds written after it would join nothing written before), a check value of
 a secret the user gave, the store's change count for the course when the
-download began, and each finished member's rows and checksum.
+download began, each finished member's rows and checksum, and, for a kind
+read by several readers (``--readers``), its key ranges and which of them
+are fetched already (each into a file of its own beside the partial archive,
+so that a resume fetches only the others).
 
 A resume whose request differs, whose secret differs, or whose course
 changed since the download began is refused before anything is written.
@@ -45,6 +48,8 @@ class DownloadRecord:
     secret_check: str | None = None
     changes: int | None = None
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: a kind being read by several readers: its key ranges, and the rows of each one fetched
+    ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def begin(cls, args: EtlArgs, course: CourseInfo, changes: int | None) -> DownloadRecord:
@@ -78,6 +83,7 @@ class DownloadRecord:
                 secret=_typed(data, "secret", str, optional=True),
                 secret_check=_typed(data, "secret_check", str, optional=True),
                 changes=_typed(data, "changes", int, optional=True), members=_typed(data, "members", dict),
+                ranges=_typed(data, "ranges", dict, optional=True) or {},
             )
         except (ValueError, TypeError, RecursionError) as exc:
             raise EtlError(

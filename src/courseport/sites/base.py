@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..courses.site import Course
 from ..courses.vfs import FileInfo
@@ -65,6 +65,18 @@ class Reading(abc.ABC):
         ``Reader.change_count``); None where the site cannot tell."""
         return None
 
+    def key_ranges(self, kind: str, namespace: str, pieces: int) -> list[tuple[str | None, str | None]] | None:
+        """``kind`` cut into about ``pieces`` ranges of keys, ``[start, end)`` as key strings
+        (None: open), for readers that fetch them at once; None where the site gains nothing
+        by it (a store with no round trips) or cannot."""
+        return None
+
+    def range_rows(self, kind: str, namespace: str, bounds: tuple[str | None, str | None], *,
+                   batch_size: int, secret: str | None) -> Iterator[list[str]]:
+        """The archive rows of one of :meth:`key_ranges`, a page at a time; safe to call
+        from several threads at once."""
+        raise NotImplementedError
+
     def expect(self, namespace: str, kinds: Sequence[str], *, secret: str | None, batch_size: int) -> None:
         """Say which kinds will be read next, in this order, so that a remote
         site can stream them all from one snapshot."""
@@ -92,9 +104,8 @@ class Site(abc.ABC):
         """The course at ``prefix``; raises CourseNotFoundError."""
 
     @abc.abstractmethod
-    def reading(self, *, readers: int = 1) -> contextlib.AbstractContextManager[Reading]:
-        """A context manager giving one consistent :class:`Reading`; ``readers``: how many
-        may fetch one kind at once, where the store gains by it (Cloud Datastore)."""
+    def reading(self) -> contextlib.AbstractContextManager[Reading]:
+        """A context manager giving one consistent :class:`Reading`."""
 
     @abc.abstractmethod
     def kinds(self, namespace: str) -> list[str]: ...

@@ -32,62 +32,10 @@ def _folder_file_allowed(path: str) -> bool:
     )
 
 
-#: rows a range of a parallel scan holds, about (a range is read, encoded and held whole)
-RANGE_ROWS = 2000
-_PARALLEL = "parallel:"
-
-
-class _ParallelScan:
-    """One kind read by several readers: cut into key ranges at the store's split points,
-    the ranges fetched and encoded at once by a pool of threads (the store's round trips
-    overlap), handed back in key order. At most two ranges a reader are held at a time."""
-
-    def __init__(self, reader: Reader, kind: str, namespace: str, bounds: list[Key | None],
-                 encode: Callable[[list[Entity]], list[str]], readers: int, batch_size: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.ranges = list(zip(bounds[:-1], bounds[1:]))
-        self.reader, self.kind, self.namespace = reader, kind, namespace
-        self.encode, self.batch_size = encode, batch_size
-        self.pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="courseport-reader")
-        self.ahead = readers * 2
-        self.futures: dict[int, Any] = {}
-        self.next = 0
-
-    def _fetch(self, index: int) -> list[str]:
-        start, end = self.ranges[index]
-        rows: list[str] = []
-        cursor = None
-        while True:
-            page = self.reader.fetch_range_page(self.kind, self.namespace, start=start, end=end, cursor=cursor,
-                                                limit=self.batch_size)
-            rows.extend(self.encode(page.items))
-            if page.cursor is None:
-                return rows
-            cursor = page.cursor
-
-    def page(self, index: int) -> RowsPage:
-        for ahead in range(index, min(index + self.ahead, len(self.ranges))):
-            if ahead not in self.futures:
-                self.futures[ahead] = self.pool.submit(self._fetch, ahead)
-        rows = self.futures.pop(index).result()
-        last = index + 1 >= len(self.ranges)
-        if last:
-            self.close()
-        return RowsPage(rows, None if last else f"{_PARALLEL}{index + 1}")
-
-    def close(self) -> None:
-        for future in self.futures.values():
-            future.cancel()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 class _LocalReading(Reading):
-    def __init__(self, site: Courses, reader: Reader, readers: int = 1) -> None:
+    def __init__(self, site: Courses, reader: Reader) -> None:
         self.site = site
         self.reader = reader
-        self.readers = readers
-        self._scans: dict[tuple[str, str], _ParallelScan] = {}
         self._counts: dict[tuple[str, str], int | None] = {}
         self._encoders: dict[tuple[str, str | None], RowEncoder] = {}
         self._courses: dict[str, Course] = {}
@@ -131,24 +79,21 @@ class _LocalReading(Reading):
         slot = (kind, secret)
         encoder = self._encoders.get(slot)
         if encoder is None:
-            transform: Transform | None = None
-            if secret is not None:
-                transform = self._transforms.get(secret)
-                if transform is None:
-                    transform = self._transforms[secret] = make_transform(secret)
-            encoder = self._encoders[slot] = RowEncoder(self.reader.app_id, kind, transform)
+            encoder = self._encoders[slot] = self._new_encoder(kind, secret)
         return encoder
+
+    def _new_encoder(self, kind: str, secret: str | None) -> RowEncoder:
+        transform: Transform | None = None
+        if secret is not None:
+            transform = self._transforms.get(secret)
+            if transform is None:
+                transform = self._transforms[secret] = make_transform(secret)
+        return RowEncoder(self.reader.app_id, kind, transform)
 
     def rows_page(
         self, kind: str, namespace: str, *, batch_size: int, cursor: str | None, secret: str | None
     ) -> RowsPage:
         encoder = self._encoder(kind, secret)
-        if cursor is not None and cursor.startswith(_PARALLEL):
-            return self._scans[(kind, namespace)].page(int(cursor[len(_PARALLEL):]))
-        if cursor is None and self.readers > 1:
-            scan = self._parallel(kind, namespace, encoder, batch_size)
-            if scan is not None:
-                return scan.page(0)
         exported = self.reader.fetch_export_page(kind, namespace, cursor=cursor, limit=batch_size)
         if exported is not None:
             items, next_cursor = exported
@@ -156,25 +101,22 @@ class _LocalReading(Reading):
         page = self.reader.fetch_page(kind, namespace, cursor=cursor, limit=batch_size)
         return RowsPage([encoder.row(e.key, e) for e in page.items], page.cursor)
 
-    def _parallel(self, kind: str, namespace: str, encoder: RowEncoder, batch_size: int) -> _ParallelScan | None:
-        """A parallel scan of ``kind``, where the store can split it and it is worth it."""
-        estimate = self.count(kind, namespace)
-        pieces = min(max(self.readers * 4, (estimate or 0) // RANGE_ROWS), 1000)
-        points = self.reader.split_points(kind, namespace, pieces)
-        if not points:
-            return None
-        old = self._scans.pop((kind, namespace), None)
-        if old is not None:
-            old.close()
-        scan = self._scans[(kind, namespace)] = _ParallelScan(
-            self.reader, kind, namespace, [None, *points, None],
-            lambda entities: [encoder.row(e.key, e) for e in entities], self.readers, batch_size)
-        return scan
+    def key_ranges(self, kind: str, namespace: str, pieces: int) -> list[tuple[str | None, str | None]] | None:
+        points = [key.to_urlsafe(self.reader.app_id) for key in self.reader.split_points(kind, namespace, pieces)]
+        return list(zip([None, *points], [*points, None])) if points else None
 
-    def close(self) -> None:
-        for scan in self._scans.values():
-            scan.close()
-        self._scans.clear()
+    def range_rows(self, kind: str, namespace: str, bounds: tuple[str | None, str | None], *,
+                   batch_size: int, secret: str | None) -> Iterator[list[str]]:
+        encoder = self._new_encoder(kind, secret)  # one per range: a thread of its own
+        start, end = (None if text is None else Key.from_urlsafe(text)[1] for text in bounds)
+        cursor = None
+        while True:
+            page = self.reader.fetch_range_page(kind, namespace, start=start, end=end, cursor=cursor,
+                                                limit=batch_size)
+            yield [encoder.row(e.key, e) for e in page.items]
+            if page.cursor is None:
+                return
+            cursor = page.cursor
 
 
 class LocalSite(Site):
@@ -202,13 +144,9 @@ class LocalSite(Site):
         return course_info(self.site.course(prefix))
 
     @contextmanager
-    def reading(self, *, readers: int = 1) -> Iterator[Reading]:
+    def reading(self) -> Iterator[Reading]:
         with self.store.snapshot() as snapshot:
-            reading = _LocalReading(self.site, snapshot, readers)
-            try:
-                yield reading
-            finally:
-                reading.close()
+            yield _LocalReading(self.site, snapshot)
 
     def kinds(self, namespace: str) -> list[str]:
         return self.store.kinds(namespace)

@@ -70,7 +70,7 @@ class RemoteSite(Site):
         return course_info_from(self.http.json("GET", "/course", params={"prefix": prefix}))
 
     @contextlib.contextmanager
-    def reading(self, *, readers: int = 1) -> Iterator[Reading]:  # the server reads: one stream
+    def reading(self) -> Iterator[Reading]:
         reading = RemoteReading(self)
         try:
             yield reading
