@@ -148,17 +148,25 @@ def test_learners_and_an_admin_on_a_server_on_it(cloud: dict, server: Server) ->
     assert "cloud-learner@example.com" in admin.get("/admin/users").text
 
 
-def test_several_readers_download_what_one_does(datastore_emulator: str, tmp_path: Path) -> None:
-    """--readers 8 cuts each big kind into key ranges at __scatter__ split points, fetched at
-    once: the archive is the one a single reader writes, row for row, in key order."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def bigger(datastore_emulator: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict, Path]:
+    """A store of 500 learners (an EventEntity kind of about 4,500 rows), and its download by one reader."""
+    home = tmp_path_factory.mktemp("bigger") / "home"
     home.mkdir()
     env = {"DATASTORE_EMULATOR_HOST": datastore_emulator}
     url = cloud_url()
     for args in (("init",), ("populate", "/sample", "--students", "500")):
         ok(cli_at(home, *args, "--datastore", url, extra_env=env))
-    one, eight = tmp_path / "one.zip", tmp_path / "eight.zip"
-    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", one, extra_env=env))
+    whole = home.parent / "whole.zip"
+    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", whole, extra_env=env))
+    return home, url, env, whole
+
+
+def test_several_readers_download_what_one_does(bigger: tuple[Path, str, dict, Path], tmp_path: Path) -> None:
+    """--readers 8 cuts each big kind into key ranges at __scatter__ split points, fetched at
+    once: the archive is the one a single reader writes, row for row, in key order."""
+    home, url, env, one = bigger
+    eight = tmp_path / "eight.zip"
     ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", eight, "--readers", "8",
               "--log_level", "DEBUG", extra_env=env))
     assert members(eight) == members(one)
@@ -168,7 +176,8 @@ def test_several_readers_download_what_one_does(datastore_emulator: str, tmp_pat
     assert refused.returncode == 1 and "--readers is only allowed with download" in refused.stderr
 
 
-def test_a_killed_download_of_several_readers_resumes_its_ranges(datastore_emulator: str, tmp_path: Path) -> None:
+def test_a_killed_download_of_several_readers_resumes_its_ranges(bigger: tuple[Path, str, dict, Path],
+                                                                 tmp_path: Path) -> None:
     """Killed while its readers fetch the key ranges of EventEntity, a --readers download
     resumes with the ranges it had fetched, and fetches only the others: the archive is
     the one a single reader writes."""
@@ -179,14 +188,8 @@ def test_a_killed_download_of_several_readers_resumes_its_ranges(datastore_emula
 
     from conftest import cli_env
 
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {"DATASTORE_EMULATOR_HOST": datastore_emulator}
-    url = cloud_url()
-    for args in (("init",), ("populate", "/sample", "--students", "500")):
-        ok(cli_at(home, *args, "--datastore", url, extra_env=env))
-    whole, target = tmp_path / "whole.zip", tmp_path / "resumed.zip"
-    ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", whole, extra_env=env))
+    home, url, env, whole = bigger
+    target = tmp_path / "resumed.zip"
     ranges = tmp_path / "resumed.zip.partial.ranges" / "EventEntity".encode().hex()
     command = [sys.executable, "-m", "courseport", "download", "datastore", "/sample", url, "--archive_path",
                str(target), "--readers", "2", "--batch_size", "100"]
@@ -203,6 +206,7 @@ def test_a_killed_download_of_several_readers_resumes_its_ranges(datastore_emula
     resumed = ok(cli_at(home, "download", "datastore", "/sample", url, "--archive_path", target, "--readers", "2",
                         "--resume", extra_env=env))
     said = re.search(r"EventEntity: (\d+) of (\d+) key ranges already fetched", resumed.stderr)
-    assert said and int(said.group(1)) >= len(fetched) and int(said.group(1)) < int(said.group(2)), resumed.stderr
+    # every range fetched before the kill is taken, not fetched again (the kill may come after the last one)
+    assert said and len(fetched) <= int(said.group(1)) <= int(said.group(2)), resumed.stderr
     assert members(target) == members(whole)
     assert not (tmp_path / "resumed.zip.partial.ranges").exists()

@@ -10,6 +10,7 @@ which a multi-kind scan sees one consistent state.
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -27,6 +28,19 @@ class DatastoreError(UserError):
 
 class BadCursorError(DatastoreError, ValueError):
     """A cursor that this store did not make, or for another query."""
+
+
+def cursor_text(raw: bytes) -> str:
+    """A cursor's bytes as the opaque text handed out (URL-safe base64, unpadded)."""
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def cursor_bytes(text: str) -> bytes:
+    """The bytes of a cursor's text; BadCursorError for what is not one."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise BadCursorError(f"not a cursor: {text!r:.40}") from None
 
 
 @dataclass

@@ -35,7 +35,6 @@ the namespace ``<prefix>courseport-meta``, which is never listed.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as _dt
 import os
@@ -47,7 +46,7 @@ from typing import Any, Iterator, Sequence
 
 from .. import _locks
 from . import lease
-from .backend import Backend, BadCursorError, DatastoreError, Page, Reader
+from .backend import Backend, BadCursorError, DatastoreError, Page, Reader, cursor_bytes, cursor_text
 from .entity import Entity, Text
 from .keys import Key
 
@@ -67,6 +66,10 @@ LOCK_NAME = "writer_lock"
 ENV_EMULATOR = "DATASTORE_EMULATOR_HOST"
 _EPOCH = _dt.datetime(1970, 1, 1)
 _CURSOR_TAG = b"cpds1\x00"
+
+
+class ContentionError(DatastoreError):
+    """A transaction the service aborted, because another changed what it read."""
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -310,6 +313,9 @@ class CloudDatastoreBackend(Backend):
 
         try:
             response = getattr(self._api, method)(request=request)
+        except exceptions.Aborted as exc:
+            raise ContentionError(f"{self.url}: {method} lost to a concurrent transaction ({exc.message}): "
+                                  "run it again") from None
         except exceptions.InvalidArgument as exc:
             raise DatastoreError(f"{self.url}: the service refused a {method}: {exc.message}") from None
         except exceptions.GoogleAPICallError as exc:
@@ -428,10 +434,10 @@ class CloudDatastoreBackend(Backend):
 
     def _run_query(self, kind: str, namespace: str, start: bytes, limit: int, keys_only: bool,
                    read_time: _dt.datetime | None, bounds: tuple[Key | None, Key | None] = (None, None),
-                   order: str = "__key__") -> Any:
+                   order: str = "__key__", raw_namespace: str | None = None) -> Any:
         request = self._request("RunQueryRequest")
         raw = type(request).pb(request)
-        ns = self.codec.namespace(namespace)
+        ns = self.codec.namespace(namespace) if raw_namespace is None else raw_namespace
         if ns:
             raw.partition_id.namespace_id = ns
         if self.database:
@@ -462,11 +468,12 @@ class CloudDatastoreBackend(Backend):
         self._read_options(raw.read_options, read_time)
         return self._call("run_query", request).batch
 
-    def _scan_keys(self, kind: str, namespace: str, read_time: _dt.datetime | None) -> Iterator[Any]:
+    def _scan_keys(self, kind: str, namespace: str, read_time: _dt.datetime | None,
+                   raw_namespace: str | None = None) -> Iterator[Any]:
         """Every key of ``kind`` as the service's protobuf, in key order."""
         start = b""
         while True:
-            batch = self._run_query(kind, namespace, start, 10_000, True, read_time)
+            batch = self._run_query(kind, namespace, start, 10_000, True, read_time, raw_namespace=raw_namespace)
             for result in batch.entity_results:
                 yield result.entity.key
             if batch.more_results == self._query.QueryResultBatch.MoreResultsType.NO_MORE_RESULTS or \
@@ -486,12 +493,7 @@ class CloudDatastoreBackend(Backend):
 
     def _namespaces(self, read_time: _dt.datetime | None) -> list[str]:
         found = []
-        saved, self.codec.prefix = self.codec.prefix, ""
-        try:
-            keys = list(self._scan_keys("__namespace__", "", read_time))
-        finally:
-            self.codec.prefix = saved
-        for key in keys:
+        for key in self._scan_keys("__namespace__", "", read_time, raw_namespace=""):
             element = key.path[-1]
             name = element.name if element.WhichOneof("id_type") == "name" else ""
             if not name.startswith(self.prefix) or name == self.prefix + META_NAMESPACE:
@@ -644,6 +646,11 @@ class CloudDatastoreBackend(Backend):
             try:
                 held = lease.take(self, what, holder, name=LOCK_NAME, blockers=(lease.META_NAME,))
                 break
+            except ContentionError:  # another took or renewed a lease at that moment: look again
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+                continue
             except _locks.LockedError as exc:
                 if time.monotonic() >= deadline:
                     raise _locks.LockedError(str(exc).replace("the server's store", f"the store {self.url}")
@@ -704,15 +711,11 @@ class _Snapshot(Reader):
 
 
 def _encode_cursor(kind: str, namespace: str, cursor: bytes) -> str:
-    raw = _CURSOR_TAG + kind.encode("utf-8") + b"\x00" + namespace.encode("utf-8") + b"\x00" + cursor
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return cursor_text(_CURSOR_TAG + kind.encode("utf-8") + b"\x00" + namespace.encode("utf-8") + b"\x00" + cursor)
 
 
 def _decode_cursor(text: str, kind: str, namespace: str) -> bytes:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
-        raise BadCursorError(f"not a cursor of this store: {text[:40]!r}") from None
+    raw = cursor_bytes(text)
     if not raw.startswith(_CURSOR_TAG):
         raise BadCursorError(f"not a cursor of this store: {text[:40]!r}")
     parts = raw[len(_CURSOR_TAG):].split(b"\x00", 2)

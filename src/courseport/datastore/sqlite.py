@@ -12,7 +12,6 @@ gives it one consistent state while the main connection goes on writing.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -27,7 +26,7 @@ from typing import Any, Iterator, Sequence
 from .._json import dumps
 from .._locks import LockedError, exclusive, lock_wait
 from . import lease
-from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, RawRow, Reader
+from .backend import Backend, BadCursorError, DatastoreError, JsonRow, Page, RawRow, Reader, cursor_bytes, cursor_text
 from .entity import Entity
 from .keys import Key, decode_sort_path, encode_sort_path
 from .values import decode_properties, encode_properties
@@ -215,15 +214,11 @@ def _cursor_tag(namespace: str, kind: str) -> bytes:
 
 
 def make_cursor(namespace: str, kind: str, pkey: bytes) -> str:
-    raw = _cursor_tag(namespace, kind) + pkey
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return cursor_text(_cursor_tag(namespace, kind) + pkey)
 
 
 def parse_cursor(namespace: str, kind: str, cursor: str) -> bytes:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (ValueError, TypeError):
-        raise BadCursorError(f"not a cursor: {cursor!r:.40}") from None
+    raw = cursor_bytes(cursor)
     if raw[:4] != _cursor_tag(namespace, kind):
         raise BadCursorError(f"cursor {cursor!r:.40} is not for kind {kind!r} in namespace {namespace!r}")
     return raw[4:]
