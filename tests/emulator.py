@@ -4,8 +4,10 @@ Not a test module: tests import what they use (``tests/`` is on ``sys.path``)::
 
     from emulator import cloud_store, datastore_emulator  # noqa: F401
 
-``datastore_emulator`` fixture: the emulator's ``host:port`` on 127.0.0.1,
-                       started under its own process group with
+``datastore_emulator`` fixture: the emulator's ``host:port`` on 127.0.0.1: the
+                       one ``.ci/run`` started (``$COURSEPORT_TEST_EMULATOR``,
+                       scripts/emulator.sh), else one of its own, started under
+                       its own process group with
                        ``--consistency=1.0`` (every row on a first scan; the
                        default 0.9 loses some, see test_cloud_datastore.py),
                        nothing on disk, its data and gcloud's config in a
@@ -120,8 +122,16 @@ def start_emulator(*options: str, consistency: str | None = "1.0") -> Iterator[s
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: an emulator started for the tests by ``.ci/run`` (scripts/emulator.sh), to use instead of one's own
+ENV_RUNNING = "COURSEPORT_TEST_EMULATOR"
+
+
 @pytest.fixture(scope="session")
 def datastore_emulator() -> Iterator[str]:
+    running = os.environ.get(ENV_RUNNING)
+    if running:
+        yield running
+        return
     with start_emulator() as host:
         yield host
 

@@ -24,6 +24,7 @@ from ..archive import (
     ArchiveError, ArchiveWriter, Manifest, ManifestEntry, RowsWriter, check_target, file_member, kind_member,
     member_kind, open_reader, target_lock,
 )
+from ..archive.fsutil import fsync_dir
 from ..archive.members import is_models_member
 from ..models import COURSE_KINDS, EXCLUDED_KINDS, is_internal_kind, schema_for
 from ..sites import CourseInfo, Reading, Site
@@ -275,10 +276,13 @@ def _write_kind_in_ranges(writer, reading: Reading, course: CourseInfo, kind: st
             return _write_kind(writer, reading, course, kind, batch, secret, args, progress)
         state = record.ranges[kind] = {"bounds": [list(b) for b in bounds], "done": {}}
     folder = _range_folder(path, kind)
-    done = {int(i): n for i, n in state["done"].items() if (folder / f"{i}.rows").is_file()}
+    ranges = [tuple(b) for b in state["bounds"]]
+    # a range's file gets its name only once whole (written, synced, renamed): every one there
+    # is taken, recorded or not (the run may have been killed between the rename and the record)
+    done = {i: state["done"].get(str(i)) or _lines(folder / f"{i}.rows")
+            for i in range(len(ranges)) if (folder / f"{i}.rows").is_file()}
     state["done"] = {str(i): n for i, n in done.items()}
     record.save(path)
-    ranges = [tuple(b) for b in state["bounds"]]
     if done:
         log.info("%s: %d of %d key ranges already fetched by the interrupted download", kind, len(done), len(ranges))
     bar = Progress(kind, reading.count(kind, course.namespace), enabled=progress)
@@ -295,6 +299,7 @@ def _write_kind_in_ranges(writer, reading: Reading, course: CourseInfo, kind: st
             out.flush()
             os.fsync(out.fileno())
         os.replace(part, folder / f"{index}.rows")
+        fsync_dir(str(folder))
         return index, rows
 
     with ThreadPoolExecutor(max_workers=args.readers, thread_name_prefix="courseport-reader") as pool:
@@ -327,6 +332,11 @@ def _write_kind_in_ranges(writer, reading: Reading, course: CourseInfo, kind: st
     shutil.rmtree(folder, ignore_errors=True)
     record.ranges.pop(kind, None)
     return framed.rows, stream.sha256.hexdigest()
+
+
+def _lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
 def _range_folder(path: Path, kind: str) -> Path:
