@@ -210,3 +210,21 @@ def test_a_killed_download_of_several_readers_resumes_its_ranges(bigger: tuple[P
     assert said and len(fetched) <= int(said.group(1)) <= int(said.group(2)), resumed.stderr
     assert members(target) == members(whole)
     assert not (tmp_path / "resumed.zip.partial.ranges").exists()
+
+
+def test_a_dropped_connection_to_a_server_on_it_resumes_at_the_cursor(cloud: dict, server: Server,
+                                                                       tmp_path: Path) -> None:
+    """The export stream, cut mid-way, resumes at the last Cloud Datastore cursor it was sent."""
+    from servers import Proxy
+
+    direct, remote = tmp_path / "direct.zip", tmp_path / "remote.zip"
+    ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", direct))
+    proxy = Proxy(server.port, cut_after=60_000)
+    try:
+        proc = cli(cloud, "download", "datastore", "/sample", "localhost", "--port", str(proxy.port),
+                   "--archive_path", remote, "--batch_size", "50", extra_env=server.env)
+    finally:
+        proxy.close()
+    ok(proc)
+    assert proxy.cuts == 1 and "resuming at the last cursor" in proc.stderr
+    assert members(remote) == members(direct)
