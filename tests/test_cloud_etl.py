@@ -228,3 +228,31 @@ def test_a_dropped_connection_to_a_server_on_it_resumes_at_the_cursor(cloud: dic
     ok(proc)
     assert proxy.cuts == 1 and "resuming at the last cursor" in proc.stderr
     assert members(remote) == members(direct)
+
+
+def test_an_archive_job_of_the_admin_pages_on_it(cloud: dict, server: Server, tmp_path: Path) -> None:
+    """A download started from /admin/archives runs its command line on the same Cloud Datastore."""
+    import time
+
+    from web import form_token
+
+    admin = signed_in_admin(server)
+    token = form_token(admin.get("/admin/archives").text, "/admin/archives")
+    started = admin.post("/admin/archives", {"xsrf_token": token, "action": "export", "course": "/sample",
+                                             "type": "datastore", "privacy": "on", "secret": SECRET})
+    assert started.status_code == 303, started.text[-500:]
+    job_id = started.headers["location"].rpartition("started=")[2]
+    deadline = time.monotonic() + 120
+    while True:
+        job = next(j for j in admin.get("/admin/archives/jobs").json()["jobs"] if j["id"] == job_id)
+        if job["state"] != "running":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert job["state"] == "done", job
+    fetched = tmp_path / "browser.zip"
+    fetched.write_bytes(admin.get(f"/admin/archives/file?id={job_id}").content)
+    direct = tmp_path / "direct.zip"
+    ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", direct, "--privacy",
+           "--privacy_secret", SECRET))
+    assert members(fetched) == members(direct)
