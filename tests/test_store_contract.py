@@ -276,6 +276,7 @@ def test_incomplete_keys_get_distinct_ids(store) -> None:
     assert sorted(e["i"] for e in store.query("EventEntity", NS)) == list(range(5))
 
 
+@sqlite_only(SEQUENTIAL_IDS + " (test_cloud_datastore.py checks that allocated ids never meet explicit ones)")
 def test_allocated_ids_avoid_explicit_ids(store) -> None:
     big = 5_066_549_580_791_808
     _put(store, Key("EventEntity", big, namespace=NS), v="explicit")
