@@ -322,7 +322,7 @@ class ArchiveJobs:
         if status == 0:
             self._succeed(job, said)
         else:
-            self._finish(job, "failed", _ORPHANED if self._stopping else _failure(said, status))
+            self._finish(job, "failed", _ORPHANED if self._stopping else self._without_paths(_failure(said, status)))
 
     def _succeed(self, job: ArchiveJob, said: list[str]) -> None:
         summary = said[-1] if said else ""
@@ -333,11 +333,15 @@ class ArchiveJobs:
             except (OSError, ArchiveError) as exc:
                 self._finish(job, "failed", f"the archive could not be read back: {exc}")
                 return
-            summary = summary.replace(str(path), job.file)
-        elif job.action == "upload":
-            summary = _without_path(summary)
+        summary = self._without_paths(summary)
         warnings = [line.partition(": ")[2] for line in said if line.startswith("WARNING: ")]
         self._finish(job, "done", "; ".join([summary, *warnings[:3]]).strip("; "))
+
+    def _without_paths(self, text: str) -> str:
+        """A message with this server's own folders left out (an admin sees only file names)."""
+        for folder in (self.imports, self.exports):
+            text = text.replace(f"{folder}/", "")
+        return text
 
     def _finish(self, job: ArchiveJob, state: str, message: str) -> None:
         job.state, job.message, job.ended = state, message[:1000], utcnow()
@@ -467,15 +471,8 @@ def _failure(said: list[str], status: int) -> str:
     for line in reversed(said):
         for prefix in _ERROR_PREFIXES:
             if line.startswith(prefix):
-                return _without_path(line[len(prefix):])
+                return line[len(prefix):]
     return f"the command stopped with exit status {status}"
-
-
-def _without_path(text: str) -> str:
-    """A message with the server's own folder left out (an admin sees only names)."""
-    for folder in (str(home_dir() / "imports") + "/", str(home_dir() / "exports") + "/"):
-        text = text.replace(folder, "")
-    return text
 
 
 def _describe(path: Path) -> tuple[int, int, str]:
