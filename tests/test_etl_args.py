@@ -425,3 +425,11 @@ def test_sqlite_server_that_does_not_exist(home: Path, tmp_path: Path) -> None:
         etl("download", "course", "/sample", f"sqlite:///{missing}", "--archive_path", archive)
     assert not missing.exists()
     assert_no_archive(archive)
+
+
+@pytest.mark.parametrize("readers", ["0", "65", "-1"])
+def test_readers_out_of_range_is_a_one_line_error(readers: str, tmp_path: Path) -> None:
+    with pytest.raises(EtlUsageError, match="--readers must be between 1 and 64") as info:
+        parse_args(["download", "datastore", "/sample", "local", "--archive_path", str(tmp_path / "x.zip"),
+                    "--readers", readers])
+    assert "\n" not in str(info.value) and not (tmp_path / "x.zip").exists()

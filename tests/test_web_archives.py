@@ -329,3 +329,13 @@ def test_an_exports_folder_that_is_not_a_folder_is_refused(tmp_path: Path, what:
     finally:
         store.close()
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755 and not list(elsewhere.iterdir())
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "seven", ""])
+def test_a_bad_retention_is_a_one_line_error_and_changes_nothing(tmp_path: Path, days: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cli_at(home, "init").returncode == 0
+    proc = cli_at(home, "settings", "set", "export_retention_days", days)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "days" in proc.stderr, proc.stderr
+    assert "export_retention_days\t7\t" in cli_at(home, "settings", "list").stdout
