@@ -141,6 +141,10 @@ def _download(args: EtlArgs, site: Site, reading: Reading, course: CourseInfo, p
     if record is not None:
         record.continue_with(args, course, changes)
         reading.pin(course.namespace, record.changes)
+        if changes is None:
+            log.warning("--resume: %s keeps no change count, so whether course %s changed since this download "
+                        "began cannot be checked; the rows fetched before the interruption are kept as they were",
+                        site.description, course.slug)
     kinds = plan_kinds(args, reading, course)
     files = reading.files(course) if args.type == "course" else []
     if args.no_static_files:
