@@ -28,7 +28,8 @@ COMMANDS = ["download", "upload", "delete", "run", "verify", "init", "courses", 
 TYPES = ["course", "datastore", "Course", "", "courseport.jobs.examples.StoreStats", "a.b", "x"]
 PREFIXES = ["/sample", "/", "/nope", "sample", "/Sample", "/a/b", "/" + "x" * 120, "/ü", ""]
 SERVERS = ["local", "sqlite:///{tmp}/other.db", "sqlite:///", "sqlite:///{tmp}", "localhost", "example.com",
-           "datastore://proj", "http://x", "", "dev~sample", "s~other"]
+           "datastore://proj", "datastore://Bad Proj", "datastore://s~proj", "datastore://proj?namespace_prefix=a\nb",
+           "datastore://proj?database=x&database=y", "http://x", "", "dev~sample", "s~other"]
 NUMBERS = ["0", "1", "-1", "20", "5000", "99999999999999999999", "1e3", "nan", "", " 7", "0x10", "١٢"]
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 WEIRD = st.sampled_from(["\udcff", "-", "--", "---x", "-h", "--help", "--version", "\t", "é", "%s", "{tmp}"])

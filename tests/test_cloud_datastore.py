@@ -6,8 +6,10 @@ writer lock, the addresses, and what the emulator's default consistency does."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -226,12 +228,40 @@ def test_addresses(datastore_emulator: str, monkeypatch: pytest.MonkeyPatch) -> 
         assert store.url == f"datastore://{PROJECT}?namespace_prefix={prefix}"
 
 
-@pytest.mark.parametrize("url", ["datastore://", "datastore:///", "datastore://p/q", "datastore://p?nope=1",
-                                 "datastore://p?location_prefix=x~"])
-def test_bad_addresses_are_one_line_errors(url: str) -> None:
-    with pytest.raises(DatastoreError) as info:
+@pytest.mark.parametrize("url, why", [
+    ("datastore://", "use datastore://PROJECT"), ("datastore:///", "use datastore://PROJECT"),
+    ("datastore://p/q", "use datastore://PROJECT"), ("datastore://p?nope=1", "unknown option 'nope'"),
+    ("datastore://p?location_prefix=x~", "location_prefix is s~"),
+    ("datastore://My Project", "a project id is lowercase letters"),
+    ("datastore://p\n", "holds unprintable characters"),
+    ("datastore://p?namespace_prefix=a\tb", "holds unprintable characters"),
+    ("datastore://s~course", "that is an app id; name the project, datastore://course"),
+    ("datastore://dev~course", "add ?location_prefix=dev~"),
+    ("datastore://p?namespace_prefix=a&namespace_prefix=b", "'namespace_prefix' given twice"),
+    ("datastore://p?database=%00", "bad database id '\\x00'"),
+    ("datastore://p?database=Main", "bad database id 'Main'"),
+    ("datastore://p?namespace_prefix=a/b", "bad namespace_prefix 'a/b'"),
+    ("datastore://p?namespace_prefix=" + "x" * 91, "at most 90"),
+])
+def test_bad_addresses_are_one_line_errors_naming_the_fix(url: str, why: str) -> None:
+    """Refused before any connection (no emulator, no credentials needed)."""
+    with pytest.raises(DatastoreError, match=re.escape(why)):
         open_store(url)
-    assert "\n" not in str(info.value) and "datastore://" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["datastore://google.com:my-course", "datastore://p?database=(default)",
+                                 "datastore://p?database=eu-course&namespace_prefix=t.1_a-"])
+def test_addresses_the_service_takes(url: str) -> None:
+    assert parse_url(url)["project"] == url[len("datastore://"):].partition("?")[0]
+
+
+def test_a_bad_address_is_one_line_on_the_command_line(tmp_path: Path) -> None:
+    """What the user typed is quoted with its newline escaped, so the error stays one line."""
+    from conftest import assert_one_line_error, cli_at
+
+    proc = cli_at(tmp_path, "status", "--datastore", "datastore://p?namespace_prefix=a\nb")
+    line = assert_one_line_error(proc)
+    assert "'datastore://p?namespace_prefix=a\\nb': it holds unprintable characters" in line, line
 
 
 # --- the emulator's default consistency -------------------------------------------------------------------

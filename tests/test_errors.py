@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given, strategies as st
+
 from conftest import SRC
 
-from courseport.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError, describe_os_error
+from courseport.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, UserError, describe_os_error, one_line
 
 
 def _run(code: str, home: Path) -> subprocess.CompletedProcess:
@@ -42,6 +44,24 @@ def test_a_user_error_is_one_line_and_status_1(tmp_path):
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr == "courseport: error: the thing is wrong: fix it\n"
     assert not (tmp_path / "crashes").exists()
+
+
+def test_a_user_error_quoting_a_line_break_is_still_one_line(tmp_path):
+    """Whatever text of the user's a message quotes raw (a newline, a tab, an unpaired
+    surrogate from a bytes argument), it prints as one line, escaped."""
+    proc = _run("import sys, courseport.cli as c\n"
+                "from courseport.errors import UserError\n"
+                "def bad():\n    raise UserError('no course /a\\nb\\tc\\udcff\\x1b[31m: add it')\n"
+                "sys.exit(c._guard(bad))", tmp_path)
+    assert proc.returncode == EXIT_USER_ERROR
+    assert proc.stderr == "courseport: error: no course /a\\nb\\tc\\udcff\\x1b[31m: add it\n"
+
+
+@given(st.text())
+def test_one_line_escapes_exactly_what_would_not_print(text: str) -> None:
+    shown = one_line(text)
+    assert shown.isprintable()
+    assert (shown == text) == text.isprintable()
 
 
 def test_every_error_class_of_the_project_is_a_user_error():

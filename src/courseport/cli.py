@@ -23,7 +23,7 @@ from .courses.sample import install_sample
 from .courses.site import Site
 from .datastore import DEFAULT_APP_ID, open_store
 from .errors import (
-    EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, describe_os_error,
+    EXIT_BROKEN_PIPE, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED, EXIT_USER_ERROR, UserError, describe_os_error, one_line,
     write_crash_report,
 )
 from .etl.commands import main as etl_main
@@ -375,14 +375,14 @@ def _guard(action) -> int:
     try:
         return action()
     except UserError as exc:
-        print(f"courseport: error: {exc}", file=sys.stderr)
+        print(f"courseport: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:  # the reader went away (`courseport status | head -1`): quietly, as a shell tool would
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # the machine's refusal: a full disk, a permission, a read-only folder
-        print(f"courseport: error: {describe_os_error(exc)}", file=sys.stderr)
+        print(f"courseport: error: {one_line(describe_os_error(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("courseport: interrupted", file=sys.stderr)

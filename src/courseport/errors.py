@@ -25,6 +25,12 @@ class UserError(Exception):
     """Something the user can fix: the message names the problem and the fix."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with its unprintable characters escaped (a newline as ``\\n``), so that a
+    message quoting what the user typed still prints as one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 #: exit statuses of every command (docs/guarantees.md)
 EXIT_OK = 0
 EXIT_USER_ERROR = 1

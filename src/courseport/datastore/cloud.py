@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import re
 import socket
 import threading
 import time
@@ -81,19 +82,47 @@ def _modules() -> tuple[Any, Any, Any]:
     return datastore, entity, query
 
 
+# What the service takes (the emulator takes more): a project id, optionally domain-scoped
+# ("example.com:my-course"); a database id, or "(default)"; namespace characters.
+_PROJECT = re.compile(r"(?:[a-z0-9][a-z0-9.-]*:)?[a-z0-9][a-z0-9-]*")
+_DATABASE = re.compile(r"[a-z][a-z0-9-]{0,62}|\(default\)")
+_NAMESPACE_PREFIX = re.compile(r"[0-9A-Za-z._-]{0,90}")
+_OPTIONS = ("database", "namespace_prefix", "location_prefix")
+
+
 def parse_url(url: str) -> dict[str, str]:
     """``datastore://PROJECT?database=&namespace_prefix=&location_prefix=`` as keyword arguments."""
+    if not url.isprintable():  # urlsplit would drop a tab or newline silently: another store than typed
+        raise DatastoreError(f"bad Cloud Datastore address {url!r}: it holds unprintable characters; "
+                             "type it again")
     parts = urllib.parse.urlsplit(url)
     project = parts.netloc
     if parts.scheme != "datastore" or not project or parts.path not in ("", "/") or parts.fragment:
         raise DatastoreError(f"bad Cloud Datastore address {url!r}: use datastore://PROJECT[?database=DB]")
-    options = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(options) - {"database", "namespace_prefix", "location_prefix"})
+    if project.startswith(("s~", "dev~", "e~")):
+        location, _, bare = project.partition("~")
+        also = "" if location == "s" else f", and add ?location_prefix={location}~ for its key strings"
+        raise DatastoreError(f"datastore://{project}: that is an app id; name the project, "
+                             f"datastore://{bare}{also}")
+    if not _PROJECT.fullmatch(project):
+        raise DatastoreError(f"bad Cloud Datastore project {project!r} in {url!r}: a project id is lowercase "
+                             "letters, digits and hyphens, as the Cloud console shows it (e.g. my-course-123)")
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    options = dict(pairs)
+    unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
-        raise DatastoreError(f"{url}: unknown option {unknown[0]!r} (options: database, namespace_prefix, "
-                             "location_prefix)")
+        raise DatastoreError(f"{url}: unknown option {unknown[0]!r} (options: {', '.join(_OPTIONS)})")
+    if len(options) < len(pairs):
+        twice = next(name for name in options if [n for n, _ in pairs].count(name) > 1)
+        raise DatastoreError(f"{url}: option {twice!r} given twice: give it once")
     if options.get("location_prefix", "s~") not in ("s~", "dev~", "e~", ""):
         raise DatastoreError(f"{url}: location_prefix is s~ (App Engine), dev~ (its dev server), e~ or empty")
+    if "database" in options and not _DATABASE.fullmatch(options["database"]):
+        raise DatastoreError(f"{url}: bad database id {options['database']!r}: lowercase letters, digits and "
+                             "hyphens, starting with a letter (or leave it out for the default database)")
+    if not _NAMESPACE_PREFIX.fullmatch(options.get("namespace_prefix", "")):
+        raise DatastoreError(f"{url}: bad namespace_prefix {options['namespace_prefix']!r}: at most 90 of "
+                             "letters, digits, '.', '_' and '-' (what a namespace may hold)")
     return {"project": project, **options}
 
 
