@@ -277,3 +277,22 @@ def test_an_archive_job_of_the_admin_pages_on_it(cloud: dict, server: Server, tm
     ok(cli(cloud, "download", "datastore", "/sample", cloud["url"], "--archive_path", direct, "--privacy",
            "--privacy_secret", SECRET))
     assert members(fetched) == members(direct)
+
+
+def test_two_servers_on_it_share_a_learners_session(cloud: dict, server: Server) -> None:
+    """Servers on one Cloud Datastore are stateless: a learner signed up on one goes on on
+    the other (its session, its form tokens, its registration), and the other's admin sees it."""
+    other = start_server(cloud["home"], datastore=cloud["url"], env=cloud["env"], app_password=server.app_password)
+    try:
+        ok(cli(cloud, "settings", "set", "--course", "/sample", "availability", "registration_optional",
+               "--datastore", cloud["url"]))
+        learner = Learner(server.url, "two-servers@example.com")
+        assert learner.sign_up().status_code == 302
+        learner.http.base_url = other.url  # the same cookies (they name the host, not the port)
+        assert learner.register("/sample", "Two Servers").status_code in (302, 303)
+        learner.http.base_url = server.url
+        home = learner.get("/sample/student/home")
+        assert home.status_code == 200 and "Two Servers" in home.text
+        assert "two-servers@example.com" in signed_in_admin(other).get("/admin/users").text
+    finally:
+        other.stop()
