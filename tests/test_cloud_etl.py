@@ -296,3 +296,20 @@ def test_two_servers_on_it_share_a_learners_session(cloud: dict, server: Server)
         assert "two-servers@example.com" in signed_in_admin(other).get("/admin/users").text
     finally:
         other.stop()
+
+
+def test_a_reloaded_app_password_form_makes_no_second_one_on_it(cloud: dict, server: Server) -> None:
+    """The create form's nonce, checked and kept in one Cloud Datastore transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web import form_token
+
+    admin = signed_in_admin(server)
+    page = admin.get("/admin/app-passwords").text
+    form = {"xsrf_token": form_token(page, "/admin/app-passwords"), "action": "create", "name": "cloud-once",
+            "once": re.search(r'name="once" value="([^"]+)"', page).group(1)}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: admin.post("/admin/app-passwords", form), range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 400, 400, 400], [a.text[-300:] for a in answers]
+    listed = ok(cli(cloud, "app-password", "list", "--datastore", cloud["url"])).stdout
+    assert listed.count("cloud-once") == 1, listed

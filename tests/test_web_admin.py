@@ -112,6 +112,39 @@ def test_app_password_made_in_the_page_works_for_the_command_line(server: Server
     assert "browser-made" in log and password not in log and password.replace(" ", "") not in log
 
 
+def test_a_reloaded_create_form_makes_no_second_password(server: Server, admin: Learner) -> None:
+    """Reloading the page that showed a new password sends its form again: refused, saying
+    which password that form made; a fresh form (a new nonce) makes another."""
+    page = admin.get("/admin/app-passwords").text
+    once = re.search(r'name="once" value="([^"]+)"', page).group(1)
+    form = {"xsrf_token": form_token(page, "/admin/app-passwords"), "action": "create", "name": "reloaded",
+            "once": once}
+    assert admin.post("/admin/app-passwords", form).status_code == 200
+    again = admin.post("/admin/app-passwords", form)
+    assert again.status_code == 400 and "this form was sent already" in again.text
+    assert "&#39;reloaded&#39;" in again.text and 'id="new-password"' not in again.text
+    listing = cli_at(server.home, "app-password", "list").stdout
+    assert listing.count("reloaded") == 1, listing
+    fresh = re.search(r'name="once" value="([^"]+)"', again.text).group(1)
+    assert fresh != once
+    assert admin.post("/admin/app-passwords", {**form, "once": fresh}).status_code == 200
+    assert cli_at(server.home, "app-password", "list").stdout.count("reloaded") == 2
+    forged = admin.post("/admin/app-passwords", {**form, "once": "../not-ours"})
+    assert forged.status_code == 400 and "not one this server made" in forged.text
+
+
+def test_one_create_form_sent_at_once_many_times_makes_one_password(server: Server, admin: Learner) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    page = admin.get("/admin/app-passwords").text
+    form = {"xsrf_token": form_token(page, "/admin/app-passwords"), "action": "create", "name": "raced",
+            "once": re.search(r'name="once" value="([^"]+)"', page).group(1)}
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(lambda _: admin.post("/admin/app-passwords", form).status_code, range(6)))
+    assert statuses == [200] + [400] * 5, statuses
+    assert cli_at(server.home, "app-password", "list").stdout.count("raced") == 1
+
+
 def test_courses_are_listed(server: Server, admin: Learner) -> None:
     page = admin.get("/admin").text
     assert "/sample" in page and "course:/sample::ns_sample" in page

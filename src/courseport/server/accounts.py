@@ -29,6 +29,7 @@ from ..errors import UserError
 
 ACCOUNT = "CourseportAccount"
 APP_PASSWORD = "CourseportAppPassword"
+APP_PASSWORD_REQUEST = "CourseportAppPasswordRequest"  # a create form's nonce, once used
 THROTTLE = "CourseportSignInThrottle"
 INVITATION = "CourseportInvitation"
 
@@ -44,6 +45,12 @@ LOCK_AFTER = 10
 LOCK_SECONDS = 15 * 60
 
 _EMAIL_RE = re.compile(r"[^@\s:]{1,64}@[^@\s:]{1,255}")  # no ":": HTTP Basic splits there
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def form_nonce() -> str:
+    """A fresh nonce for a form that makes an app-specific password (``request=``)."""
+    return secrets.token_urlsafe(16)
 
 
 class AccountError(UserError, ValueError):
@@ -186,8 +193,12 @@ class Accounts:
             self._server_key = store_secret(self.store, "server_key")
         return hmac.new(self._server_key, normalize_token(token).encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def create_app_password(self, email: str, name: str | None = None) -> tuple[AppPasswordInfo, str]:
-        """A new app-specific password: its record and the password, which is not kept."""
+    def create_app_password(self, email: str, name: str | None = None, *,
+                            request: str | None = None) -> tuple[AppPasswordInfo, str]:
+        """A new app-specific password: its record and the password, which is not kept.
+
+        ``request`` is the nonce of the form that asks (see :func:`form_nonce`): a form
+        sent again (a reloaded page) is refused, instead of making a second password."""
         email = normalize_email(email)
         if self.account(email) is None:
             raise AccountError(f"{email} has no account: add it first with 'courseport users add {email}'")
@@ -197,10 +208,21 @@ class Accounts:
         if len(name) > 100 or not name.isprintable():
             raise AccountError("an app-specific password's name is at most 100 printable characters "
                                "(no tabs, newlines or control characters)")
+        if request is not None and not _NONCE_RE.fullmatch(request):
+            raise AccountError("this form is not one this server made: reload the page, then create the password")
         created = utcnow()
-        self.store.put(Entity(self._key(APP_PASSWORD, digest), {
+        record = Entity(self._key(APP_PASSWORD, digest), {
             "email": email, "name": name, "created": created, "last_used": None,
-        }))
+        })
+        with self.store.transaction():
+            if request is not None:
+                once = self._key(APP_PASSWORD_REQUEST, request)
+                sent = self.store.get(once)
+                if sent is not None:
+                    raise AccountError(f"this form was sent already (a reloaded page?) and made {sent['name']!r}, "
+                                       "shown once: revoke it and create another if you did not keep it")
+                self.store.put(Entity(once, {"name": name, "created": created}))
+            self.store.put(record)
         return AppPasswordInfo(digest[:12], email, name, created, None), token
 
     def app_passwords(self, email: str | None = None) -> list[AppPasswordInfo]:

@@ -10,6 +10,7 @@ Changes are the same records the command line changes (`courseport settings`,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +28,7 @@ from ...courses.settings import (
 from ...courses.site import Course
 from ...courses.site_settings import SETTINGS
 from ...errors import UserError
-from ..accounts import Account, Accounts, format_token
+from ..accounts import Account, Accounts, form_nonce, format_token
 from ..adminlog import AdminLog
 from .forms import checked_form
 from .render import page, status_page
@@ -250,7 +251,8 @@ class AdminPages:
 
         async def change(form: dict[str, str]) -> str:
             if form.get("action") == "create":
-                info, token = await run_in_threadpool(self.accounts.create_app_password, who.email, form.get("name"))
+                info, token = await run_in_threadpool(partial(self.accounts.create_app_password, who.email,
+                                                              form.get("name"), request=form.get("once") or None))
                 self.log.record(who.email, "create app password", f"{info.name!r} (id {info.id})")
                 made.update(password=format_token(token), name=info.name)
                 return ""
@@ -269,7 +271,7 @@ class AdminPages:
                      for p in await run_in_threadpool(self.accounts.app_passwords)]
         response = self.render(request, session, "app-passwords", outcome.status, passwords=passwords,
                               message=outcome.message or None, error=outcome.error,
-                              new_password=made.get("password"), new_name=made.get("name"))
+                              new_password=made.get("password"), new_name=made.get("name"), once=form_nonce())
         if made:
             response.headers["Cache-Control"] = "no-store"  # the password is on this page only
         return response
