@@ -1,7 +1,8 @@
 """The admin's journey in a real browser (issue 9): sign in, add a course, turn
 event recording on, make an app-specific password and use it with the command
 line, then download the course's datastore with --privacy from the page,
-watching it run, and check the zip against the command line's. Set
+watching it run, and check the zip against the command line's; start another
+and cancel it with the button the live table draws. Set
 ``COURSEPORT_SCREENSHOTS=DIR`` to keep the screenshots (docs/img/ has them)."""
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ def test_admin_journey(server: Server, browser_context, tmp_path: Path) -> None:
     browser_members, cli_members = members(in_browser), members(by_cli)
     assert browser_members == cli_members and b"@example" not in browser_members["models/Student.json"]
     assert len(json.loads(browser_members["models/Student.json"])["rows"]) == LEARNERS
+
+    # another download, changed minds: its Cancel button (drawn by the poll) stops it
+    page.click("text=Archives")
+    page.select_option("#export-course", "/poetry")
+    page.check("#export-privacy")
+    page.click("#export-form button[type=submit]")
+    page.wait_for_url("**/admin/archives?started=*")
+    page.wait_for_selector("tr[data-state=running] .cp-job-rate:has-text('rows/s')", timeout=30_000)
+    page.locator("tr[data-state=running] button", has_text="Cancel").click()
+    page.wait_for_selector("text=Cancelling job")
+    cancelled = page.wait_for_selector("tr[data-state=cancelled]", timeout=30_000)
+    assert "cancelled by " + ADMIN in cancelled.inner_text()
+    assert not [name for name in os.listdir(server.home / "exports") if name.endswith((".partial", ".zip"))
+                and name != row.locator("a[download]").inner_text()]
     assert_no_errors(browser_context)
 
 

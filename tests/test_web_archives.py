@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import cli_at
 from servers import Server, start_server
-from web import Learner, course_server, form_token, signed_in_admin, home_store
+from web import Learner, course_server, form_token, home_store, signed_in_admin
 
 SECRET = "a secret of the admin's own"
 STUDENTS = 300
@@ -275,6 +275,61 @@ def test_a_job_cut_short_by_a_killed_server_shows_failed(tmp_path: Path) -> None
         assert not [name for name in os.listdir(home / "exports") if ".partial" in name]
     finally:
         second.stop()
+
+
+# --- cancelling -------------------------------------------------------------------------
+
+
+def test_a_running_download_cancelled_from_the_page_stops_and_leaves_nothing(tmp_path: Path) -> None:
+    """The request is a record any worker may write (two here); the worker that runs the
+    job kills its child within a second and removes the partial archive."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for args in (("init",), ("populate", "/sample", "--students", "15000")):
+        assert cli_at(home, *args).returncode == 0
+    running = start_server(home, "--workers", "2")
+    try:
+        admin = signed_in_admin(running)
+        job_id = start_download(admin, course="/sample", type="datastore", privacy="on")
+        deadline = time.monotonic() + 60
+        while jobs(admin)[job_id]["done"] == 0:
+            assert time.monotonic() < deadline and jobs(admin)[job_id]["state"] == "running", jobs(admin)[job_id]
+            time.sleep(0.05)
+        page = admin.get("/admin/archives").text
+        assert 'value="cancel"' in page and ">Cancel</button>" in page
+        asked = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "cancel", "id": job_id})
+        assert asked.status_code == 200 and f"Cancelling job {job_id}" in asked.text
+        job = wait(admin, job_id, timeout=10)
+        assert job["state"] == "cancelled" and job["message"].startswith("cancelled by admin@example.com"), job
+        assert job["file"] is None and admin.get(f"/admin/archives/file?id={job_id}").status_code == 404
+        time.sleep(1)  # a child left alive would go on writing
+        assert not [name for name in os.listdir(home / "exports") if job_id in name and not name.endswith(".lock")]
+        again = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "cancel", "id": job_id})
+        assert again.status_code == 400 and "has ended already (cancelled)" in again.text
+        assert "cancel archive job" in admin.get("/admin/log").text
+        assert admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "delete",
+                                              "id": job_id}).status_code == 200
+    finally:
+        running.stop()
+
+
+def test_an_upload_is_not_cancelled_halfway(server: Server, admin: Learner) -> None:
+    from courseport.server.archives import ArchiveJob
+
+    upload = ArchiveJob("20260101000000-0badc0de", "upload", "datastore", "/empty", "admin@example.com",
+                        "from a.zip")  # running, on another machine (no lock file here)
+    with home_store(server.home) as store:
+        store.put(upload.entity())
+    try:
+        page = admin.get("/admin/archives").text
+        row = page[page.index(f'data-job="{upload.id}"'):].split("</tr>")[0]
+        assert "Cancel" not in row and "Delete" not in row
+        refused = admin.post("/admin/archives", {"xsrf_token": token(admin), "action": "cancel", "id": upload.id})
+        assert refused.status_code == 400 and "is an upload: stopped halfway it would leave course /empty" in refused.text
+        assert jobs(admin)[upload.id]["state"] == "running"
+    finally:
+        with home_store(server.home) as store:
+            store.delete(upload.entity().key)
 
 
 # --- retention -------------------------------------------------------------------------

@@ -12,7 +12,11 @@ worker sees it) up to date twice a second.
 The child ends when its thread's process does (``COURSEPORT_DIE_WITH_PARENT``);
 the thread holds a lock file for the job while it runs. A running job whose
 lock nobody holds any more lost its server (killed, restarted): whoever
-looks at the jobs next marks it failed and removes what it left.
+looks at the jobs next marks it failed and removes what it left. An admin
+may cancel a running download from any worker: the request is a record of
+its own, which the job's thread looks for twice a second; it kills the
+child and removes the partial archive. (An upload is not cancelled: stopped
+halfway it would leave its course half-written.)
 
 Files live in ``$COURSEPORT_HOME/exports`` (a folder only this user may
 read), named after their course, type and job; they go once older than the
@@ -48,10 +52,13 @@ from ..errors import UserError, describe_os_error
 log = logging.getLogger("courseport.server")
 
 KIND = "CourseportArchiveJob"
+CANCEL_KIND = "CourseportArchiveJobCancel"  # an admin's request to stop a running download, seen by any worker
 #: jobs one server runs at once (each is a process that keeps a core busy)
 MAX_RUNNING = 4
 #: how often a running job's record is written
 SAVE_EVERY = 0.5
+#: how often the thread that runs a job looks for a request to cancel it
+CANCEL_CHECK_EVERY = 0.5
 #: the rate is measured over this many seconds, so that the ETA follows the work as it is now
 RATE_WINDOW = 5.0
 _ERROR_PREFIXES = ("courseport: error: ", "courseport: ")
@@ -70,7 +77,7 @@ class ArchiveJob:
     course: str
     who: str
     options: str  # the choices, as words: never a secret
-    state: str = "running"  # running | done | failed
+    state: str = "running"  # running | done | failed | cancelled
     started: _dt.datetime = field(default_factory=utcnow)
     ended: _dt.datetime | None = None
     done: int = 0
@@ -280,18 +287,42 @@ class ArchiveJobs:
             started.set()
             return
         started.set()
+        ended = threading.Event()
+        cancelled_by: list[str] = []
+        watcher = threading.Thread(target=self._watch_for_cancel, name=f"archive-job-{job.id}-cancel", daemon=True,
+                                   args=(job, process, ended, cancelled_by))
+        watcher.start()
         try:
-            self._follow(job, process)
+            self._follow(job, process, cancelled_by)
         except BaseException as exc:  # noqa: BLE001 - a job's failure is said on its record, never raised
             log.exception("archive job %s", job.id)
             with contextlib.suppress(Exception):
                 process.kill()
             self._finish(job, "failed", f"internal error: {exc}")
         finally:
+            ended.set()
+            watcher.join()
+            with contextlib.suppress(Exception):
+                self.store.delete(self._cancel_key(job.id))
             if remove_after is not None:
                 remove_after.unlink(missing_ok=True)
             lock.__exit__(None, None, None)
             self._running.pop(job.id, None)
+
+    def _watch_for_cancel(self, job: ArchiveJob, process: subprocess.Popen, ended: threading.Event,
+                          cancelled_by: list[str]) -> None:
+        """Until the job ends: kill its child once an admin asks to cancel it (from any worker)."""
+        while not ended.wait(CANCEL_CHECK_EVERY):
+            try:
+                asked = self.store.get(self._cancel_key(job.id))
+            except Exception:  # noqa: BLE001 - the store busy a moment: look again
+                log.warning("archive job %s: could not look for a cancel request", job.id, exc_info=True)
+                continue
+            if asked is not None:
+                cancelled_by.append(str(asked.get("who") or "an admin"))
+                with contextlib.suppress(OSError):
+                    process.kill()
+                return
 
     def _spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         child_env = {k: v for k, v in os.environ.items() if k not in (_PRIVACY_ENV, "COURSEPORT_APP_PASSWORD")}
@@ -300,7 +331,7 @@ class ArchiveJobs:
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env,
                                 text=True, encoding="utf-8", errors="replace", close_fds=True)
 
-    def _follow(self, job: ArchiveJob, process: subprocess.Popen) -> None:
+    def _follow(self, job: ArchiveJob, process: subprocess.Popen, cancelled_by: Sequence[str] = ()) -> None:
         tracker = _Tracker()
         said: list[str] = []  # what is not progress: warnings, the error, the summary
         saved = time.monotonic()
@@ -321,6 +352,8 @@ class ArchiveJobs:
         job.done, job.total = tracker.done, tracker.total
         if status == 0:
             self._succeed(job, said)
+        elif cancelled_by:
+            self._finish(job, "cancelled", f"cancelled by {cancelled_by[0]}: its partial archive was removed")
         else:
             self._finish(job, "failed", _ORPHANED if self._stopping else self._without_paths(_failure(said, status)))
 
@@ -345,7 +378,7 @@ class ArchiveJobs:
 
     def _finish(self, job: ArchiveJob, state: str, message: str) -> None:
         job.state, job.message, job.ended = state, message[:1000], utcnow()
-        if state == "failed":
+        if state != "done":
             self._remove_files(job)
         self._save(job)
         log.info("archive job %s (%s %s %s by %s): %s", job.id, job.action, job.type, job.course, job.who, state)
@@ -366,12 +399,23 @@ class ArchiveJobs:
         for thread, _ in list(self._running.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def cancel(self, job_id: str, who: str) -> ArchiveJob:
+        """Ask a running download to stop; the server that runs it ends it within a second."""
+        job = self.get(job_id)
+        if job.state != "running":
+            raise ArchiveJobError(f"archive job {job_id} has ended already ({job.state})")
+        if job.action != "download":
+            raise ArchiveJobError(f"archive job {job_id} is an upload: stopped halfway it would leave course "
+                                  f"{job.course} half-written; let it end")
+        self.store.put(Entity(self._cancel_key(job.id), {"who": who, "asked": utcnow()}))
+        return job
+
     def delete(self, job_id: str) -> ArchiveJob:
         job = self.get(job_id)
         if job.state == "running":
-            raise ArchiveJobError(f"archive job {job_id} is still running: wait for it to end")
+            raise ArchiveJobError(f"archive job {job_id} is still running: cancel it, or wait for it to end")
         self._remove_files(job)
-        self.store.delete(job.key)
+        self.store.delete_multi([job.key, self._cancel_key(job.id)])
         return job
 
     def recover(self) -> list[ArchiveJob]:
@@ -389,7 +433,7 @@ class ArchiveJobs:
         gone = [job for job in self.all() if job.state != "running" and (job.ended or job.started) < cutoff]
         for job in gone:
             self._remove_files(job)
-            self.store.delete(job.key)
+            self.store.delete_multi([job.key, self._cancel_key(job.id)])
         return gone
 
     def _orphaned(self, job: ArchiveJob) -> bool:
@@ -403,6 +447,7 @@ class ArchiveJobs:
         with contextlib.suppress(OSError):
             self._lock(job.id).unlink()
         self._save(job)
+        self.store.delete(self._cancel_key(job.id))
 
     def _remove_files(self, job: ArchiveJob) -> None:
         if job.file:
@@ -413,6 +458,10 @@ class ArchiveJobs:
         if job.action == "upload":
             with contextlib.suppress(FileNotFoundError):
                 (self.imports / f"{job.id}.zip").unlink()
+
+    @staticmethod
+    def _cancel_key(job_id: str) -> Key:
+        return Key(CANCEL_KIND, job_id, namespace=ACCOUNTS_NAMESPACE)
 
     def _lock(self, job_id: str) -> Path:
         return self.exports / f".{job_id}.lock"

@@ -51,6 +51,10 @@ class ArchivePages:
                 job = await run_in_threadpool(self.jobs.delete, form.get("id", ""))
                 self.admin.log.record(who.email, "delete archive", f"job {job.id} ({job.action} {job.type} {job.course})")
                 return f"Deleted job {job.id}."
+            if form.get("action") == "cancel":
+                job = await run_in_threadpool(self.jobs.cancel, form.get("id", ""), who.email)
+                self.admin.log.record(who.email, "cancel archive job", f"job {job.id} ({job.action} {job.type} {job.course})")
+                return f"Cancelling job {job.id}: it stops within a second."
             if form.get("action") == "export":
                 job = await run_in_threadpool(self._export, who, form)
                 return RedirectResponse(f"/admin/archives?started={job.id}", status_code=303)

@@ -66,20 +66,23 @@
     return td;
   }
 
-  function deleteCell(job) {
+  // Delete an ended job; cancel a running download (an upload runs to its end).
+  function actionCell(job) {
     var td = el('td');
-    if (job.state === 'running') { return td; }
+    var live = job.state === 'running';
+    if (live && job.action !== 'download') { return td; }
+    var action = live ? 'cancel' : 'delete';
     var form = el('form', null, 'cp-inline');
     form.method = 'post';
     form.action = '/admin/archives';
-    [['xsrf_token', token], ['action', 'delete'], ['id', job.id]].forEach(function (pair) {
+    [['xsrf_token', token], ['action', action], ['id', job.id]].forEach(function (pair) {
       var input = el('input');
       input.type = 'hidden';
       input.name = pair[0];
       input.value = pair[1];
       form.appendChild(input);
     });
-    form.appendChild(el('button', 'Delete', 'cp-small cp-danger'));
+    form.appendChild(el('button', live ? 'Cancel' : 'Delete', 'cp-small cp-danger'));
     td.appendChild(form);
     return td;
   }
@@ -98,7 +101,7 @@
     tr.appendChild(el('td', job.state, 'cp-job-state cp-job-' + job.state));
     tr.appendChild(progressCell(job));
     tr.appendChild(archiveCell(job));
-    tr.appendChild(deleteCell(job));
+    tr.appendChild(actionCell(job));
     return tr;
   }
 
