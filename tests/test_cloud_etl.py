@@ -313,3 +313,41 @@ def test_a_reloaded_app_password_form_makes_no_second_one_on_it(cloud: dict, ser
     assert sorted(a.status_code for a in answers) == [200, 400, 400, 400], [a.text[-300:] for a in answers]
     listed = ok(cli(cloud, "app-password", "list", "--datastore", cloud["url"])).stdout
     assert listed.count("cloud-once") == 1, listed
+
+
+def test_a_course_builder_projects_datastore_downloads_as_course_builder_exports_it(
+        datastore_emulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entities as App Engine's models wrote them (google's own client here), in a project
+    whose course is Course Builder's default one ("course:/::", the default namespace): the
+    archive has Course Builder's values: a DateProperty (a timestamp at midnight in the
+    store) as its date, datetimes with microseconds, Text as strings, App Engine's key strings."""
+    import datetime as dt
+
+    from google.cloud import datastore
+
+    from emulator import PROJECT, fresh_prefix
+
+    prefix = fresh_prefix()
+    monkeypatch.setenv("DATASTORE_EMULATOR_HOST", datastore_emulator)
+    google = datastore.Client(project=PROJECT, namespace=prefix)
+    config = datastore.Entity(google.key("ConfigPropertyEntity", "gcb_courses_config"), exclude_from_indexes=("value",))
+    config.update({"value": "course:/::", "is_draft": False})
+    profile = datastore.Entity(google.key("PersonalProfile", "108"))
+    profile.update({"email": "ann@example.com", "legal_name": "Ann", "nick_name": "ann", "course_info": None,
+                    "date_of_birth": dt.datetime(1990, 5, 17, tzinfo=dt.timezone.utc)})
+    student = datastore.Entity(google.key("Student", "108"), exclude_from_indexes=("additional_fields",))
+    student.update({"name": "Ann", "additional_fields": '[["form01", "Ann"]]', "is_enrolled": True,
+                    "user_id": "108", "enrolled_on": dt.datetime(2016, 4, 6, 20, 14, 27, 542076, tzinfo=dt.timezone.utc)})
+    google.put_multi([config, profile, student])
+    home = tmp_path / "home"
+    home.mkdir()
+    archive = tmp_path / "cb.zip"
+    ok(cli_at(home, "download", "datastore", "/", PROJECT, cloud_url(prefix), "--archive_path", archive,
+              extra_env={"DATASTORE_EMULATOR_HOST": datastore_emulator}))
+    [row] = rows(archive, "PersonalProfile")
+    assert row["date_of_birth"] == "1990-05-17"
+    assert row["key"] == google.key("PersonalProfile", "108", namespace=None).to_legacy_urlsafe(
+        location_prefix="s~").decode()
+    [learner] = rows(archive, "Student")
+    assert learner["enrolled_on"] == "2016-04-06T20:14:27.542076Z"
+    assert learner["additional_fields"] == '[["form01", "Ann"]]'

@@ -88,6 +88,10 @@ class RowEncoder:
         # one object per interned signature, so runs of rows repeat it
         self._last: tuple[dict[str, Any] | None, bool] = (None, True)
         self._contexts: dict[str, ExportContext] = {}
+        # App Engine keeps a DateProperty as a timestamp at midnight (Cloud Datastore has no
+        # date type), which Course Builder's models read back, and export, as the date
+        self._dates = tuple(prop.name for prop in self.schema.properties
+                            if prop.type == "date" and not prop.repeated) if self.schema else ()
 
     def _context(self, namespace: str) -> ExportContext:
         """The privacy rules' context for rows of ``namespace`` (safe keys are built there)."""
@@ -98,6 +102,10 @@ class RowEncoder:
         return ctx
 
     def row(self, key: Key, props: dict[str, Any]) -> str:
+        for name in self._dates:
+            value = props.get(name)
+            if type(value) is _dt.datetime and value.tzinfo is None and value.time() == _dt.time():
+                props = {**props, name: value.date()}
         if self.transform is not None:
             assert self.schema is not None
             key, props = export_private(self.schema, key, props, self._context(key.namespace))
