@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import cli_at
-from servers import Server, start_server
+from servers import Server, free_port, start_server
 from web import Learner, course_server, form_token, home_store, signed_in_admin
 
 SECRET = "a secret of the admin's own"
@@ -242,6 +242,34 @@ def test_any_form_is_answered_without_a_server_error(server: Server, admin: Lear
     ids = ["", "..", "../../etc/passwd", "x" * 100, fields.get("id", "")]
     for job_id in ids:
         assert admin.get("/admin/archives/file", params={"id": job_id}).status_code == 404
+
+
+def test_an_upload_the_disk_has_no_room_for_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """The free space a posted archive must leave (COURSEPORT_DISK_RESERVE_MB) is checked
+    against its Content-Length before its first byte is read; a body of unknown length is
+    refused (411)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cli_at(home, "init").returncode == 0
+    assert cli_at(home, "courses", "add", "/empty").returncode == 0
+    running = start_server(home, env={"COURSEPORT_DISK_RESERVE_MB": str(10 ** 12)})
+    try:
+        admin = signed_in_admin(running)
+        answer = start_upload(admin, b"PK" + b"\0" * 100_000, course="/empty", type="datastore")
+        assert answer.status_code == 413, answer.text[-300:]
+        assert "would leave less than" in answer.text and "free some space" in answer.text
+        assert not jobs(admin) and not (home / "imports").exists()
+
+        def chunks() -> Iterator[bytes]:
+            yield b"--x\r\n"
+
+        unknown = admin.http.post("/admin/archives/import", content=chunks(),
+                                  headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert unknown.status_code == 411
+    finally:
+        running.stop()
+    refused = cli_at(home, "serve", "--port", free_port(), extra_env={"COURSEPORT_DISK_RESERVE_MB": "lots"})
+    assert refused.returncode == 1 and "COURSEPORT_DISK_RESERVE_MB='lots' is not a number of MiB" in refused.stderr
 
 
 # --- a server killed while a job runs -----------------------------------------------------

@@ -33,8 +33,10 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -63,6 +65,9 @@ CANCEL_CHECK_EVERY = 0.5
 RATE_WINDOW = 5.0
 _ERROR_PREFIXES = ("courseport: error: ", "courseport: ")
 _PRIVACY_ENV = "COURSEPORT_PRIVACY_SECRET"  # the secret goes to the child by its environment, never its argv
+#: the free disk space (MiB) a posted archive must leave, for the store and the learners who write to it
+ENV_DISK_RESERVE = "COURSEPORT_DISK_RESERVE_MB"
+DEFAULT_DISK_RESERVE_MB = 1024
 
 
 class ArchiveJobError(UserError, ValueError):
@@ -239,6 +244,30 @@ class ArchiveJobs:
         except BaseException:
             source.unlink(missing_ok=True)
             raise
+
+    def check_room(self, size: int) -> None:
+        """Refuse a posted archive of ``size`` bytes that would leave the server's disk with less
+        than the reserve free: it is kept twice while it is received (the request's spool in the
+        temporary folder, then the imports folder), and a full disk stops learners' writes too."""
+        reserve = disk_reserve()
+        need: dict[int, int] = {}
+        free: dict[int, int] = {}
+        for folder in (Path(tempfile.gettempdir()), self._existing(self.imports)):
+            device = folder.stat().st_dev
+            need[device] = need.get(device, 0) + size
+            free[device] = shutil.disk_usage(folder).free
+        for device, wanted in need.items():
+            if wanted + reserve > free[device]:
+                raise ArchiveJobError(
+                    f"this archive ({_mib(size)}) would leave less than {_mib(reserve)} free on the server's disk "
+                    f"(it has {_mib(free[device])} free, and keeps an upload twice while receiving it): free some "
+                    "space, or upload it with the command line ('courseport upload ... --archive_path')")
+
+    @staticmethod
+    def _existing(path: Path) -> Path:
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return path
 
     def _new(self, action: str, type: str, course: str, who: str, options: str) -> ArchiveJob:
         running = [job for job in self.all() if job.state == "running"]
@@ -480,6 +509,20 @@ class ArchiveJobs:
 
 
 _ORPHANED = "the server stopped while this job ran: nothing it wrote was kept; start it again"
+
+
+def disk_reserve() -> int:
+    """The free space (bytes) a posted archive must leave: ``COURSEPORT_DISK_RESERVE_MB``, or 1 GiB."""
+    text = os.environ.get(ENV_DISK_RESERVE, "").strip()
+    try:
+        return max(0, int(text)) << 20 if text else DEFAULT_DISK_RESERVE_MB << 20
+    except ValueError:
+        raise ArchiveJobError(f"{ENV_DISK_RESERVE}={text!r} is not a number of MiB: fix it in the server's "
+                              "environment, or unset it for the default (1024)") from None
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.1f} MiB"
 
 
 def _is_id(text: str) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..datastore import open_store
 from ..errors import UserError
 from . import ENV_DATASTORE, ENV_INSECURE, log_to_stderr
+from .archives import disk_reserve
 
 DEFAULT_PORT = 8081  # Course Builder's etl default
 
@@ -45,6 +46,7 @@ def check(options: ServeOptions) -> str:
         if path is not None and not path.is_file():
             raise ServeError(f"no such file {path}")
     _check_address(options.host, options.port)
+    disk_reserve()  # a bad COURSEPORT_DISK_RESERVE_MB is said now, not on the first upload
     with open_store(options.datastore, create=False) as store:
         return f"{store.url} (app id {store.app_id!r})"
 

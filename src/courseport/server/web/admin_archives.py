@@ -87,6 +87,13 @@ class ArchivePages:
         return job
 
     async def upload(self, request: Request, session: Session, who: Account) -> Response:
+        length = request.headers.get("content-length", "")
+        if not length.isdigit():  # a browser always says; without it the size is unknown until it is on disk
+            return status_page(411, "/admin/archives")
+        try:
+            await run_in_threadpool(self.jobs.check_room, int(length))
+        except UserError as exc:  # answered before the body is read: nothing was written
+            return await self._show(request, session, 413, error=str(exc))
         try:
             form = await request.form(max_files=1, max_fields=_MAX_FIELDS)
         except Exception:  # starlette raises several kinds for a malformed body
