@@ -22,6 +22,14 @@ def _run(code: str, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
 
 
+def _raise_user_error(message: str, home: Path) -> subprocess.CompletedProcess:
+    """A command that raises ``UserError(<message, a Python literal>)``, run as the CLI runs one."""
+    return _run("import sys, courseport.cli as c\n"
+                "from courseport.errors import UserError\n"
+                f"def bad():\n    raise UserError({message})\n"
+                "sys.exit(c._guard(bad))", home)
+
+
 def test_a_bug_is_an_internal_error_with_a_private_traceback_file(tmp_path):
     proc = _run("import sys, courseport.cli as c\n"
                 "def boom():\n    raise ValueError('bare value error from a bug')\n"
@@ -37,10 +45,7 @@ def test_a_bug_is_an_internal_error_with_a_private_traceback_file(tmp_path):
 
 
 def test_a_user_error_is_one_line_and_status_1(tmp_path):
-    proc = _run("import sys, courseport.cli as c\n"
-                "from courseport.errors import UserError\n"
-                "def bad():\n    raise UserError('the thing is wrong: fix it')\n"
-                "sys.exit(c._guard(bad))", tmp_path)
+    proc = _raise_user_error("'the thing is wrong: fix it'", tmp_path)
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr == "courseport: error: the thing is wrong: fix it\n"
     assert not (tmp_path / "crashes").exists()
@@ -49,10 +54,7 @@ def test_a_user_error_is_one_line_and_status_1(tmp_path):
 def test_a_user_error_quoting_a_line_break_is_still_one_line(tmp_path):
     """Whatever text of the user's a message quotes raw (a newline, a tab, an unpaired
     surrogate from a bytes argument), it prints as one line, escaped."""
-    proc = _run("import sys, courseport.cli as c\n"
-                "from courseport.errors import UserError\n"
-                "def bad():\n    raise UserError('no course /a\\nb\\tc\\udcff\\x1b[31m: add it')\n"
-                "sys.exit(c._guard(bad))", tmp_path)
+    proc = _raise_user_error("'no course /a\\nb\\tc\\udcff\\x1b[31m: add it'", tmp_path)
     assert proc.returncode == EXIT_USER_ERROR
     assert proc.stderr == "courseport: error: no course /a\\nb\\tc\\udcff\\x1b[31m: add it\n"
 
