@@ -67,6 +67,8 @@ LOCK_NAME = "writer_lock"
 ENV_EMULATOR = "DATASTORE_EMULATOR_HOST"
 _EPOCH = _dt.datetime(1970, 1, 1)
 _CURSOR_TAG = b"cpds1\x00"
+#: at most what a mutation adds around its entity (a field tag and a length), counted towards a commit's size
+_FRAMING = 6
 
 
 class ContentionError(DatastoreError):
@@ -275,10 +277,6 @@ def _unindexed(value: Any) -> bool:
     return isinstance(value, (Text, bytes, dict)) or (isinstance(value, str) and _too_long(value))
 
 
-def _size(pb: Any) -> int:
-    return pb.ByteSize()
-
-
 class _Transaction:
     def __init__(self, handle: bytes) -> None:
         self.handle = handle
@@ -443,15 +441,13 @@ class CloudDatastoreBackend(Backend):
         """Up to ``limit`` in key order after ``cursor``: one more is asked for, so that
         a page that ends the kind says so (no empty page after it)."""
         start = _decode_cursor(cursor, kind, namespace) if cursor else b""
-        items: list[Any] = []
         results: list[Any] = []
         wanted = limit + 1
         while len(results) < wanted:
             batch = self._run_query(kind, namespace, start, wanted - len(results), keys_only, read_time,
                                     bounds=bounds)
             results.extend(batch.entity_results)
-            if batch.more_results == self._query.QueryResultBatch.MoreResultsType.NO_MORE_RESULTS or \
-                    not batch.entity_results:
+            if self._last_batch(batch):
                 break
             start = batch.end_cursor
         more = len(results) > limit
@@ -497,6 +493,11 @@ class CloudDatastoreBackend(Backend):
         self._read_options(raw.read_options, read_time)
         return self._call("run_query", request).batch
 
+    def _last_batch(self, batch: Any) -> bool:
+        """Whether a query has nothing after ``batch``."""
+        return batch.more_results == self._query.QueryResultBatch.MoreResultsType.NO_MORE_RESULTS or \
+            not batch.entity_results
+
     def _scan_keys(self, kind: str, namespace: str, read_time: _dt.datetime | None,
                    raw_namespace: str | None = None) -> Iterator[Any]:
         """Every key of ``kind`` as the service's protobuf, in key order."""
@@ -505,8 +506,7 @@ class CloudDatastoreBackend(Backend):
             batch = self._run_query(kind, namespace, start, 10_000, True, read_time, raw_namespace=raw_namespace)
             for result in batch.entity_results:
                 yield result.entity.key
-            if batch.more_results == self._query.QueryResultBatch.MoreResultsType.NO_MORE_RESULTS or \
-                    not batch.entity_results:
+            if self._last_batch(batch):
                 return
             start = batch.end_cursor
 
@@ -554,10 +554,11 @@ class CloudDatastoreBackend(Backend):
             mutation = self._datastore.Mutation.pb()()
             self.codec.key(entity.key, mutation.upsert.key)
             self.codec._properties(entity, mutation.upsert.properties, entity.key)
-            if _size(mutation.upsert) > MAX_ENTITY_BYTES:
-                raise DatastoreError(f"{entity.key}: {_size(mutation.upsert):,} bytes, over Cloud Datastore's "
+            size = mutation.upsert.ByteSize()
+            if size > MAX_ENTITY_BYTES:
+                raise DatastoreError(f"{entity.key}: {size:,} bytes, over Cloud Datastore's "
                                      f"limit of {MAX_ENTITY_BYTES:,} for one entity: nothing was written")
-            mutations.append(mutation)
+            mutations.append((mutation, size + _FRAMING))
         self._commit(mutations)
         return [entity.key for entity in entities]
 
@@ -584,18 +585,19 @@ class CloudDatastoreBackend(Backend):
         for key in keys:
             mutation = self._datastore.Mutation.pb()()
             self.codec.key(key, mutation.delete)
-            mutations.append(mutation)
+            mutations.append((mutation, mutation.ByteSize()))
         self._commit(mutations)
 
-    def _commit(self, mutations: list[Any]) -> None:
+    def _commit(self, mutations: list[tuple[Any, int]]) -> None:
+        """Mutations (each with its size) in commits within the service's limits, or into
+        this thread's transaction."""
         txn = self._txn
         if txn is not None:
-            txn.mutations.extend(mutations)
+            txn.mutations.extend(mutation for mutation, _ in mutations)
             return
         batch: list[Any] = []
         size = 0
-        for mutation in mutations:
-            bytes_ = _size(mutation)
+        for mutation, bytes_ in mutations:
             if batch and (len(batch) >= MAX_MUTATIONS or size + bytes_ > self.max_commit_bytes):
                 self._send(batch, None)
                 batch, size = [], 0

@@ -331,8 +331,6 @@ class ArchiveJobs:
         finally:
             ended.set()
             watcher.join()
-            with contextlib.suppress(Exception):
-                self.store.delete(self._cancel_key(job.id))
             if remove_after is not None:
                 remove_after.unlink(missing_ok=True)
             lock.__exit__(None, None, None)
@@ -406,10 +404,14 @@ class ArchiveJobs:
         return text
 
     def _finish(self, job: ArchiveJob, state: str, message: str) -> None:
+        """The job ended: its record says how, its cancel request (if any) goes, and what a
+        job that did not succeed left is removed."""
         job.state, job.message, job.ended = state, message[:1000], utcnow()
         if state != "done":
             self._remove_files(job)
         self._save(job)
+        with contextlib.suppress(Exception):  # a cancel request left behind is removed with the job
+            self.store.delete(self._cancel_key(job.id))
         log.info("archive job %s (%s %s %s by %s): %s", job.id, job.action, job.type, job.course, job.who, state)
 
     def _save(self, job: ArchiveJob) -> None:
@@ -443,8 +445,7 @@ class ArchiveJobs:
         job = self.get(job_id)
         if job.state == "running":
             raise ArchiveJobError(f"archive job {job_id} is still running: cancel it, or wait for it to end")
-        self._remove_files(job)
-        self.store.delete_multi([job.key, self._cancel_key(job.id)])
+        self._forget(job)
         return job
 
     def recover(self) -> list[ArchiveJob]:
@@ -461,9 +462,13 @@ class ArchiveJobs:
         cutoff = (now or utcnow()) - _dt.timedelta(days=days)
         gone = [job for job in self.all() if job.state != "running" and (job.ended or job.started) < cutoff]
         for job in gone:
-            self._remove_files(job)
-            self.store.delete_multi([job.key, self._cancel_key(job.id)])
+            self._forget(job)
         return gone
+
+    def _forget(self, job: ArchiveJob) -> None:
+        """An ended job gone: its files, its record and any cancel request."""
+        self._remove_files(job)
+        self.store.delete_multi([job.key, self._cancel_key(job.id)])
 
     def _orphaned(self, job: ArchiveJob) -> bool:
         """Running, by its record, but its lock is left unheld: its process died. (A job
@@ -471,12 +476,9 @@ class ArchiveJobs:
         return job.state == "running" and is_held(str(self._lock(job.id))) is False
 
     def _fail_orphan(self, job: ArchiveJob) -> None:
-        job.state, job.message, job.ended = "failed", _ORPHANED, utcnow()
-        self._remove_files(job)
         with contextlib.suppress(OSError):
             self._lock(job.id).unlink()
-        self._save(job)
-        self.store.delete(self._cancel_key(job.id))
+        self._finish(job, "failed", _ORPHANED)
 
     def _remove_files(self, job: ArchiveJob) -> None:
         if job.file:
