@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import httpx
 
 from conftest import cli_at, require_fixtures
+from copies import StoreCopy
 from servers import ADMIN, ADMIN_PASSWORD, Server, start_server
 
 PASSWORD = "learner password 1"
@@ -140,12 +141,7 @@ def course_server(where: Path, *, live_sample: str | None = "/cbsample",
 
 def server_store(server: Server) -> Any:
     """The store a ``course_server`` serves, opened beside it (close it after)."""
-    datastore = server.extra.get("datastore", "local")
-    if datastore == "local":
-        return home_store(server.home)
-    from courseport.datastore.cloud import CloudDatastoreBackend, parse_url
-
-    return CloudDatastoreBackend(**parse_url(datastore), emulator=server.extra["env"]["DATASTORE_EMULATOR_HOST"])
+    return StoreCopy(server.home, server.extra.get("datastore", "local"), server.extra.get("env", {})).open()
 
 
 def home_store(home: Path) -> Any:
