@@ -11,6 +11,7 @@ Not a test module: tests import what they use (``tests/`` is on ``sys.path``)::
         a namespace prefix of its own on the emulator, so copies never see
         each other. Allocated ids are the template's, so two copies are equal
         where two ``populate`` runs on the service would not be.
+``serving_copy(template, where)``  a server on a sqlite copy, for the block.
 ``StoreCopy``  the copy's home, its name for the command line (``target``:
         ``local`` or a ``datastore://`` address), the environment that reaches
         it; ``cli()``, ``open()``, ``rows(namespace)`` and ``serve()``.
@@ -18,11 +19,12 @@ Not a test module: tests import what they use (``tests/`` is on ``sys.path``)::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from conftest import cli_at, db_path, dump_raw
 from emulator import cloud_url
@@ -65,6 +67,16 @@ class StoreCopy:
     def serve(self, *args: str, app_password: str | None = None) -> Server:
         """``courseport serve`` on this copy (stop it after)."""
         return start_server(self.home, *args, app_password=app_password, datastore=self.target, env=self.env)
+
+
+@contextlib.contextmanager
+def serving_copy(template: Path, where: Path, *args: str) -> Iterator[Server]:
+    """A server on a sqlite copy of ``template``'s store, in ``where``/home; stopped after."""
+    running = copy_store(template, where / "home").serve(*args)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def copy_store(template: Path, home: Path, emulator: str | None = None) -> StoreCopy:

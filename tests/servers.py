@@ -9,9 +9,7 @@ to the server, slowly or cutting connections, to test retries and kills.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,11 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
-from conftest import cli_at, cli_env, db_path
+from conftest import cli_at, cli_env
 
 ADMIN = "admin@example.com"
 ADMIN_PASSWORD = "correct horse battery"
@@ -82,19 +80,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def serving_copy(template: Path, where: Path, *args: str) -> Iterator[Server]:
-    """A server on a copy of ``template``'s store, in ``where``/home; stopped after."""
-    home = where / "home"
-    home.mkdir()
-    shutil.copyfile(db_path(template), db_path(home))
-    running = start_server(home, *args)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def add_admin(home: Path, email: str = ADMIN, *, admin: bool = True, datastore: str = "local",

@@ -32,7 +32,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import archive_members, assert_one_line_error, cli_at, db_path, make_store_template
-from servers import ADMIN, ADMIN_PASSWORD, Server, add_admin, free_port, serving_copy, start_server
+from copies import serving_copy
+from servers import ADMIN, ADMIN_PASSWORD, Server, add_admin, free_port, start_server
 
 API = "/api/v1"
 ACCOUNTS_NAMESPACE = "_courseport_accounts"
